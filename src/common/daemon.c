@@ -1,0 +1,1 @@
+/* daemon: placeholder, being written */

@@ -1,0 +1,1 @@
+/* file: placeholder, being written */

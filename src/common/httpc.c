@@ -1,0 +1,1 @@
+/* httpc: placeholder, being written */

@@ -1,0 +1,1 @@
+/* jose: placeholder, being written */

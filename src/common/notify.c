@@ -1,0 +1,1 @@
+/* notify: placeholder, being written */

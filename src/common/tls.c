@@ -1,0 +1,1 @@
+/* tls: placeholder, being written */

@@ -1,0 +1,1 @@
+/* pki: placeholder, being written */
