@@ -24,26 +24,26 @@ struct cfg_listen {
 };
 
 struct cfg_limits {
-	int64_t max_body_bytes;    /* request body limit (413 past it) */
-	int64_t max_header_bytes;  /* request line + headers limit */
-	int64_t max_connections;   /* open client connections */
-	int64_t idle_timeout_s;    /* keep-alive / read timeout per connection */
-	int64_t shutdown_grace_s;  /* SIGTERM: how long in-flight requests may finish */
+	int64_t max_body_bytes;   /* request body limit (413 past it) */
+	int64_t max_header_bytes; /* request line + headers limit */
+	int64_t max_connections;  /* open client connections */
+	int64_t idle_timeout_s;   /* keep-alive / read timeout per connection */
+	int64_t shutdown_grace_s; /* SIGTERM: how long in-flight requests may finish */
 };
 
 struct cfg_daemon {
 	struct cfg_listen listen;
-	char *database;            /* SQLite file path */
-	struct tls_conf tls;       /* server identity and the CA that clients must chain to */
-	char *log_level_name;      /* "err", "warn", "info", "debug" */
-	enum log_level log_level;  /* parsed from log_level_name */
+	char *database;           /* SQLite file path */
+	struct tls_conf tls;      /* server identity and the CA that clients must chain to */
+	char *log_level_name;     /* "err", "warn", "info", "debug" */
+	enum log_level log_level; /* parsed from log_level_name */
 	struct cfg_limits limits;
-	void *role;                /* the role's section, decoded with the role's schema */
+	void *role; /* the role's section, decoded with the role's schema */
 };
 
 /* The role-specific part: its key in the file, its schema and the size of its struct. */
 struct cfg_role_section {
-	const char *key;                  /* e.g. "dm_mss"; NULL when the role has none */
+	const char *key; /* e.g. "dm_mss"; NULL when the role has none */
 	const struct schema_field *fields;
 	size_t size;
 	int required;
@@ -54,7 +54,7 @@ struct cfg_role_section {
  * err holds one line naming the file and the key. The caller owns *out: cfg_free() it.
  */
 int cfg_load(const char *path, const struct cfg_role_section *role, struct cfg_daemon *out,
-	     char *err, size_t errlen);
+             char *err, size_t errlen);
 void cfg_free(const struct cfg_role_section *role, struct cfg_daemon *cfg);
 
 #endif

@@ -25,8 +25,7 @@ struct daemon_ctx;
 
 struct daemon_role {
 	const char *name;                      /* "dm-mss" */
-	const struct db_migration *migrations;
-	size_t n_migrations;
+	const struct db_migration *migrations; /* ends with sql == NULL */
 	enum db_sync sync;                     /* DB_SYNC_FULL where a loss matters */
 	const struct httpd_route *routes;      /* the role's endpoints; ends with fn == NULL */
 	struct cfg_role_section cfg;           /* the role's config section, if any */
@@ -42,11 +41,12 @@ struct daemon_ctx {
 	struct db *db;
 	SSL_CTX *ssl;
 	struct httpd *httpd;
-	struct httpd_route *routes;            /* health + the role's, built at start */
+	struct httpd_route *routes; /* health + the role's, built at start */
 	time_t started;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_grace;
 	int stopping;
-	void *role_state;                      /* owned by the role's init/fini */
+	char admin_ca_fp[65]; /* CA that issues operator certificates */
+	void *role_state;     /* owned by the role's init/fini */
 };
 
 /* The whole life of a daemon; returns the process exit status. */

@@ -24,7 +24,7 @@ enum db_sync { DB_SYNC_NORMAL, DB_SYNC_FULL };
 
 /* Open (creating if needed) and migrate. NULL + message naming the path on error. */
 struct db *db_open(const char *path, const struct db_migration *migs, size_t n_migs,
-		   enum db_sync sync, char *err, size_t errlen);
+                   enum db_sync sync, char *err, size_t errlen);
 void db_close(struct db *db);
 /* Current schema version (PRAGMA user_version), or -1. */
 int db_schema_version(struct db *db);

@@ -19,29 +19,29 @@
 struct httpc;
 
 struct httpc_conf {
-	struct tls_conf tls;      /* client cert/key and CA for the server */
-	const char *proxy;        /* "https://127.0.0.1:7443" or NULL */
-	struct tls_conf proxy_tls;/* client cert/key and CA for the proxy (when proxy set) */
-	long connect_timeout_ms;  /* 0 = 10000 */
-	long timeout_ms;          /* whole request; 0 = 30000 */
-	size_t max_response;      /* bytes of body kept; 0 = 1 MiB; more is an error */
+	struct tls_conf tls;       /* client cert/key and CA for the server */
+	const char *proxy;         /* "https://127.0.0.1:7443" or NULL */
+	struct tls_conf proxy_tls; /* client cert/key and CA for the proxy (when proxy set) */
+	long connect_timeout_ms;   /* 0 = 10000 */
+	long timeout_ms;           /* whole request; 0 = 30000 */
+	size_t max_response;       /* bytes of body kept; 0 = 1 MiB; more is an error */
 };
 
 struct httpc_resp {
-	long status;           /* HTTP status, 0 if no response */
-	char *body;            /* NUL-terminated body (may be empty) */
+	long status; /* HTTP status, 0 if no response */
+	char *body;  /* NUL-terminated body (may be empty) */
 	size_t len;
-	json_t *json;          /* parsed body if it was JSON, else NULL */
-	char rid[65];          /* X-Request-Id of the response */
-	const char *error;     /* transport error text, NULL if a response arrived */
-	int curl_code;         /* CURLcode */
+	json_t *json;      /* parsed body if it was JSON, else NULL */
+	char rid[65];      /* X-Request-Id of the response */
+	const char *error; /* transport error text, NULL if a response arrived */
+	int curl_code;     /* CURLcode */
 };
 
 typedef void (*httpc_cb)(struct httpc_resp *resp, void *arg);
 
 /* NULL + err on error (e.g. unreadable or unsafe key file). */
 struct httpc *httpc_new(struct event_base *base, const struct httpc_conf *conf, char *err,
-			size_t errlen);
+                        size_t errlen);
 /* Cancel what is in flight (callbacks are not called) and free. */
 void httpc_free(struct httpc *c);
 /*
@@ -50,13 +50,13 @@ void httpc_free(struct httpc *c);
  * makes a new request id. 0/-1.
  */
 int httpc_request(struct httpc *c, const char *method, const char *url, const char *rid,
-		  const json_t *body, httpc_cb cb, void *arg);
+                  const json_t *body, httpc_cb cb, void *arg);
 /*
  * Blocking form for command-line tools: runs the loop until the response arrives. Returns
  * a response the caller frees with httpc_resp_free(), or NULL on allocation failure.
  */
 struct httpc_resp *httpc_request_sync(struct httpc *c, const char *method, const char *url,
-				      const char *rid, const json_t *body);
+                                      const char *rid, const json_t *body);
 void httpc_resp_free(struct httpc_resp *resp);
 
 #endif

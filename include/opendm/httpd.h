@@ -39,15 +39,15 @@ struct httpd_req;
 typedef void (*httpd_handler_fn)(struct httpd_req *req, void *arg);
 
 struct httpd_route {
-	enum evhttp_cmd_type method;       /* EVHTTP_REQ_GET, EVHTTP_REQ_POST, ... */
-	const char *path;                  /* exact path, or a prefix ending in '*' */
+	enum evhttp_cmd_type method; /* EVHTTP_REQ_GET, EVHTTP_REQ_POST, ... */
+	const char *path;            /* exact path, or a prefix ending in '*' */
 	httpd_handler_fn fn;
-	const struct schema_field *body;   /* NULL: no body expected (a body is a 400) */
-	size_t body_size;                  /* size of the struct body decodes into */
+	const struct schema_field *body; /* NULL: no body expected (a body is a 400) */
+	size_t body_size;                /* size of the struct body decodes into */
 };
 
 struct httpd_conf {
-	const char *address;      /* numeric address to bind */
+	const char *address; /* numeric address to bind */
 	int port;
 	size_t max_body_bytes;
 	size_t max_header_bytes;
@@ -61,7 +61,7 @@ struct httpd_conf {
  * already in use") on error.
  */
 struct httpd *httpd_new(struct event_base *base, const struct httpd_conf *conf, SSL_CTX *ctx,
-			const struct httpd_route *routes, void *arg, char *err, size_t errlen);
+                        const struct httpd_route *routes, void *arg, char *err, size_t errlen);
 /* Use ctx for connections accepted from now on (certificate reload); open ones keep theirs. */
 void httpd_set_ctx(struct httpd *h, SSL_CTX *ctx);
 /* Apply new limits (body, headers, connections, timeout) to new requests/connections. */
@@ -100,7 +100,7 @@ void httpd_add_header(struct httpd_req *req, const char *name, const char *value
 void httpd_reply_json(struct httpd_req *req, int status, json_t *body);
 /* Reply {"error":{"code":code,"message":...}} with status. */
 void httpd_reply_error(struct httpd_req *req, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /*
  * Streaming reply. fill() appends up to want bytes to out; returns 1 while more remains,
@@ -111,6 +111,6 @@ void httpd_reply_error(struct httpd_req *req, int status, const char *code, cons
  */
 typedef int (*httpd_fill_fn)(struct evbuffer *out, size_t want, void *arg);
 int httpd_reply_stream(struct httpd_req *req, int status, int64_t content_length,
-		       httpd_fill_fn fill, void (*done)(void *arg, int ok), void *arg);
+                       httpd_fill_fn fill, void (*done)(void *arg, int ok), void *arg);
 
 #endif

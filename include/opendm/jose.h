@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#define JOSE_MAX_TOKEN (16 * 1024)
+#define JOSE_MAX_TOKEN  (16 * 1024)
 #define JOSE_CLOCK_SKEW 60 /* seconds */
 
 /*
@@ -25,10 +25,10 @@
 typedef int (*jose_jti_fn)(void *arg, const char *jti, int64_t exp);
 
 struct jose_expect {
-	const char *iss;   /* required issuer */
-	const char *aud;   /* required audience (this daemon) */
-	const char *sub;   /* required subject, or NULL not to check */
-	time_t now;        /* 0 = time(NULL) */
+	const char *iss;    /* required issuer */
+	const char *aud;    /* required audience (this daemon) */
+	const char *sub;    /* required subject, or NULL not to check */
+	time_t now;         /* 0 = time(NULL) */
 	jose_jti_fn jti_fn; /* NULL: jti not checked (only for non-token uses) */
 	void *jti_arg;
 };
@@ -37,15 +37,15 @@ struct jose_expect {
  * Sign claims (a JSON object; iat, exp and jti are added when absent: exp = iat + ttl_s,
  * jti = 128 random bits) as compact JWS ES256 with key (kid optional). malloc'd or NULL.
  */
-char *jose_sign(EVP_PKEY *key, const char *kid, const json_t *claims, int64_t ttl_s,
-		char *err, size_t errlen);
+char *jose_sign(EVP_PKEY *key, const char *kid, const json_t *claims, int64_t ttl_s, char *err,
+                size_t errlen);
 /*
  * Verify a compact JWS with pub and check claims against exp. Returns the claims (new ref)
  * or NULL with a short reason in err and, in *code, a snake_case code for the error reply
  * (bad_token, token_expired, token_replayed, wrong_audience, wrong_issuer, wrong_subject).
  */
 json_t *jose_verify(EVP_PKEY *pub, const char *token, const struct jose_expect *exp,
-		    const char **code, char *err, size_t errlen);
+                    const char **code, char *err, size_t errlen);
 
 /* Encrypt plaintext to recipient pub (EC P-256) as compact JWE ECDH-ES + A256GCM. */
 char *jose_encrypt(EVP_PKEY *pub, const void *plaintext, size_t len, char *err, size_t errlen);

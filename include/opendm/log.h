@@ -34,16 +34,15 @@ const char *log_level_name(enum log_level level);
  * human message; it is escaped, never trusted to be one line.
  */
 void log_msg(enum log_level level, const char *func, const char *rid, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-void log_vmsg(enum log_level level, const char *func, const char *rid, const char *fmt,
-	      va_list ap);
+    __attribute__((format(printf, 4, 5)));
+void log_vmsg(enum log_level level, const char *func, const char *rid, const char *fmt, va_list ap);
 
 /*
  * A step of a J.1020 flow: flow is "fig4" or "fig5", step its number, subject the hw id or
  * DM id. Written at info level as: flow=fig4 step=7 rid=.. subject=.. msg="..".
  */
 void log_step(const char *flow, int step, const char *rid, const char *subject, const char *fmt,
-	      ...) __attribute__((format(printf, 5, 6)));
+              ...) __attribute__((format(printf, 5, 6)));
 
 #define log_err(...)   log_msg(LOG_LVL_ERR, __func__, NULL, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LVL_WARN, __func__, NULL, __VA_ARGS__)

@@ -13,10 +13,10 @@
 #include <openssl/x509.h>
 
 enum pki_profile {
-	PKI_PROFILE_ROOT,    /* CA:TRUE, keyCertSign|cRLSign, self-signed */
-	PKI_PROFILE_SUBCA,   /* CA:TRUE pathlen:0, keyCertSign|cRLSign */
-	PKI_PROFILE_SERVER,  /* CA:FALSE, digitalSignature, serverAuth+clientAuth (daemons) */
-	PKI_PROFILE_CLIENT,  /* CA:FALSE, digitalSignature, clientAuth */
+	PKI_PROFILE_ROOT,   /* CA:TRUE, keyCertSign|cRLSign, self-signed */
+	PKI_PROFILE_SUBCA,  /* CA:TRUE pathlen:0, keyCertSign|cRLSign */
+	PKI_PROFILE_SERVER, /* CA:FALSE, digitalSignature, serverAuth+clientAuth (daemons) */
+	PKI_PROFILE_CLIENT, /* CA:FALSE, digitalSignature, clientAuth */
 };
 
 struct pki_name {
@@ -28,11 +28,11 @@ struct pki_name {
 struct pki_issue {
 	enum pki_profile profile;
 	struct pki_name subject;
-	const char *const *dns;   /* NULL-terminated DNS SANs, or NULL */
-	const char *const *ips;   /* NULL-terminated IP SANs, or NULL */
-	const char *uri;          /* one URI SAN, or NULL */
-	int64_t not_before;       /* unix time; 0 = now - 5 minutes */
-	int64_t days;             /* validity in days (> 0) */
+	const char *const *dns; /* NULL-terminated DNS SANs, or NULL */
+	const char *const *ips; /* NULL-terminated IP SANs, or NULL */
+	const char *uri;        /* one URI SAN, or NULL */
+	int64_t not_before;     /* unix time; 0 = now - 5 minutes */
+	int64_t days;           /* validity in days (> 0) */
 };
 
 EVP_PKEY *pki_key_new(void);
@@ -56,20 +56,20 @@ X509 *pki_cert_from_pem(const char *pem, size_t len, char *err, size_t errlen);
  * Serial: 128 random bits, positive. Adds SKI/AKI and the profile's extensions.
  */
 X509 *pki_issue(const struct pki_issue *req, EVP_PKEY *pubkey, X509 *issuer_cert,
-		EVP_PKEY *issuer_key, char *err, size_t errlen);
+                EVP_PKEY *issuer_key, char *err, size_t errlen);
 
 /* Write certs (leaf first) as one PEM file, mode 0644. 0/-1. */
 int pki_certs_write(const char *path, X509 *const *certs, size_t n, char *err, size_t errlen);
 /* Load every certificate in a PEM file. Returns a stack (caller frees with
  * OSSL_STACK_OF_X509_free / sk_X509_pop_free) or NULL + err. */
-STACK_OF(X509) *pki_certs_load(const char *path, char *err, size_t errlen);
+STACK_OF(X509) * pki_certs_load(const char *path, char *err, size_t errlen);
 
 /*
  * Verify leaf against trust anchors, with untrusted intermediates, for purpose
  * (X509_PURPOSE_SSL_CLIENT etc., 0 for any). 0 if valid, -1 + reason in err.
  */
-int pki_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *anchors, int purpose,
-	       char *err, size_t errlen);
+int pki_verify(X509 *leaf, STACK_OF(X509) * untrusted, STACK_OF(X509) * anchors, int purpose,
+               char *err, size_t errlen);
 /* Copy the subject CN / first URI SAN of cert into buf. 0/-1 if absent or too long. */
 int pki_cert_cn(X509 *cert, char *buf, size_t len);
 int pki_cert_uri(X509 *cert, char *buf, size_t len);

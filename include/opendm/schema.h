@@ -18,7 +18,8 @@ enum schema_type {
 	SCHEMA_INT,     /* int64_t, value in [min, max] */
 	SCHEMA_BOOL,    /* int, 0 or 1 */
 	SCHEMA_OBJECT,  /* nested struct at offset, described by sub */
-	SCHEMA_STRLIST, /* struct schema_strlist; each string length in [min, max]; at most max_items */
+	SCHEMA_STRLIST, /* struct schema_strlist; each string length in [min, max]; at most
+	                   max_items */
 	SCHEMA_JSON,    /* json_t * (new reference), any JSON object; validated by the caller */
 };
 
@@ -30,15 +31,18 @@ struct schema_strlist {
 struct schema_field {
 	const char *key;
 	enum schema_type type;
-	size_t offset;   /* offset of the member in the target struct */
-	int required;    /* 1: must be present */
-	int64_t min;     /* STRING/STRLIST: min length; INT: min value */
-	int64_t max;     /* STRING/STRLIST: max length; INT: max value */
-	size_t max_items; /* STRLIST only */
+	size_t offset;                  /* offset of the member in the target struct */
+	int required;                   /* 1: must be present */
+	int64_t min;                    /* STRING/STRLIST: min length; INT: min value */
+	int64_t max;                    /* STRING/STRLIST: max length; INT: max value */
+	size_t max_items;               /* STRLIST only */
 	const struct schema_field *sub; /* OBJECT only; table ends with key == NULL */
 };
 
-#define SCHEMA_END {NULL, 0, 0, 0, 0, 0, 0, NULL}
+#define SCHEMA_END                                                                                 \
+	{                                                                                          \
+		NULL, 0, 0, 0, 0, 0, 0, NULL                                                       \
+	}
 
 /*
  * Decode obj into out (zeroed by the caller, or holding defaults: absent optional keys leave
@@ -47,7 +51,7 @@ struct schema_field {
  * values, which schema_free() releases.
  */
 int schema_decode(const json_t *obj, const struct schema_field *fields, void *out,
-		  const char *where, char *err, size_t errlen);
+                  const char *where, char *err, size_t errlen);
 /* Free every string, list and json_t that schema_decode stored into out. */
 void schema_free(const struct schema_field *fields, void *out);
 

@@ -11,8 +11,9 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 
-#define TLS_CIPHERSUITES "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
-#define TLS_GROUPS       "X25519:P-256"
+#define TLS_CIPHERSUITES                                                                           \
+	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+#define TLS_GROUPS "X25519:P-256"
 
 struct tls_conf {
 	char *cert; /* PEM: leaf first, then intermediates */
@@ -25,11 +26,11 @@ struct tls_conf {
 struct tls_peer {
 	char subject_cn[128];
 	char issuer_cn[128];
-	char serial[80];          /* hex, upper case */
-	char fingerprint[65];     /* sha256 of the leaf DER, lower-case hex */
-	char issuer_fp[65];       /* sha256 of the issuing CA certificate DER */
-	char san_uri[256];        /* first URI SAN, "" if none (DM id lives here) */
-	char ou[64];              /* subject OU (operator role, later), "" if none */
+	char serial[80];      /* hex, upper case */
+	char fingerprint[65]; /* sha256 of the leaf DER, lower-case hex */
+	char issuer_fp[65];   /* sha256 of the issuing CA certificate DER */
+	char san_uri[256];    /* first URI SAN, "" if none (DM id lives here) */
+	char ou[64];          /* subject OU (operator role, later), "" if none */
 };
 
 /* Server context: cert chain + key, verify clients against ca. NULL + message on error. */
