@@ -1,1 +1,276 @@
-/* pki: placeholder, being written */
+/*
+ * dmctl pki init DIR: the development PKI of DESIGN.md §3, made with the OpenSSL C API.
+ *
+ * Layout of DIR (created 0700; *.key files 0600, everything else 0644):
+ *
+ *   ca.crt                          trust anchors: the root certificate only
+ *   root-ca.crt  root-ca.key        operator root, 10 years, self-signed
+ *   service-ca.crt  service-ca.key  intermediates signed by the root, 5 years each:
+ *   cpe-ca.crt      cpe-ca.key        service (daemons, operators), CPE, application,
+ *   app-ca.crt      app-ca.key        device (held by dm-iss to issue DM agent certificates)
+ *   device-ca.crt   device-ca.key
+ *   dm-mss.crt dm-mss.key           daemon certificates (service CA, serverAuth+clientAuth),
+ *   dm-iss, cdcs-pss, cdcs-mss,       CN = daemon name, SAN DNS localhost and
+ *   cdcs-iss (.crt/.key)              <name>.opendm.test, IP 127.0.0.1 and ::1; 1 year
+ *   sd-if-agent.crt/.key            a CPE (CPE CA, server profile): CN cpe-0001, OU cpe
+ *   app.crt/.key                    application credential (application CA, clientAuth)
+ *   operator.crt/.key               dmctl operator (service CA, clientAuth): CN operator, OU admin
+ *   dm-agent-signing.key/.pub       signing key pairs, no certificates: DM agent packages,
+ *   vendor-a-signing.key/.pub         the two sample CDCS vendors, and the operator's
+ *   vendor-b-signing.key/.pub         approval of a CDCS
+ *   operator-signing.key/.pub
+ *
+ * Every leaf .crt holds the leaf then its intermediate, ready for a TLS server or client.
+ * root-ca.key is written last: its presence means a complete PKI, so init refuses to touch a
+ * directory that has one, and an init that failed half-way can simply be run again.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/x509.h>
+
+#include "opendm/pki.h"
+#include "dmctl.h"
+
+#define DAYS_ROOT  (10 * 365 + 2)
+#define DAYS_SUBCA (5 * 365 + 1)
+#define DAYS_LEAF  365
+
+enum dev_ca { CA_ROOT, CA_SERVICE, CA_CPE, CA_APP, CA_DEVICE, CA_COUNT };
+
+static const struct {
+	const char *file;
+	const char *cn;
+} dev_cas[CA_COUNT] = {
+    [CA_ROOT] = {"root-ca", "opendm Development Root CA"},
+    [CA_SERVICE] = {"service-ca", "opendm Service CA"},
+    [CA_CPE] = {"cpe-ca", "opendm CPE CA"},
+    [CA_APP] = {"app-ca", "opendm Application CA"},
+    [CA_DEVICE] = {"device-ca", "opendm Device CA"},
+};
+
+static const struct {
+	const char *file;
+	enum dev_ca ca;
+	enum pki_profile profile;
+	const char *cn;
+	const char *ou;
+	int daemon; /* adds <file>.opendm.test, 127.0.0.1 and ::1 */
+} dev_leaves[] = {
+    {"dm-mss", CA_SERVICE, PKI_PROFILE_SERVER, "dm-mss", NULL, 1},
+    {"dm-iss", CA_SERVICE, PKI_PROFILE_SERVER, "dm-iss", NULL, 1},
+    {"cdcs-pss", CA_SERVICE, PKI_PROFILE_SERVER, "cdcs-pss", NULL, 1},
+    {"cdcs-mss", CA_SERVICE, PKI_PROFILE_SERVER, "cdcs-mss", NULL, 1},
+    {"cdcs-iss", CA_SERVICE, PKI_PROFILE_SERVER, "cdcs-iss", NULL, 1},
+    {"sd-if-agent", CA_CPE, PKI_PROFILE_SERVER, "cpe-0001", "cpe", 0},
+    {"app", CA_APP, PKI_PROFILE_CLIENT, "opendm-app-reference", NULL, 0},
+    {"operator", CA_SERVICE, PKI_PROFILE_CLIENT, "operator", "admin", 0},
+};
+
+static const char *const dev_signers[] = {
+    "dm-agent-signing",
+    "vendor-a-signing",
+    "vendor-b-signing",
+    "operator-signing",
+};
+
+static int pki_path(char *buf, size_t len, const char *dir, const char *name, const char *ext,
+                    char *err, size_t errlen)
+{
+	int n = snprintf(buf, len, "%s/%s.%s", dir, name, ext);
+
+	if (n < 0 || (size_t)n >= len) {
+		snprintf(err, errlen, "path too long: %s/%s.%s", dir, name, ext);
+		return -1;
+	}
+	return 0;
+}
+
+/* Write name.crt (cert, then its issuer unless self-signed) and, if key is set, name.key. */
+static int pki_write_pair(const char *dir, const char *name, X509 *cert, X509 *issuer,
+                          EVP_PKEY *key, char *err, size_t errlen)
+{
+	X509 *chain[2] = {cert, issuer};
+	char path[PATH_MAX];
+
+	if (pki_path(path, sizeof(path), dir, name, "crt", err, errlen) == -1 ||
+	    pki_certs_write(path, chain, issuer != NULL ? 2 : 1, err, errlen) == -1)
+		return -1;
+	if (key == NULL)
+		return 0;
+	if (pki_path(path, sizeof(path), dir, name, "key", err, errlen) == -1 ||
+	    pki_key_write(path, key, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+static int pki_dir_prepare(const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a directory", dir);
+		return -1;
+	}
+	if (pki_path(path, sizeof(path), dir, "root-ca", "key", err, errlen) == -1)
+		return -1;
+	if (lstat(path, &st) == 0 || errno != ENOENT) {
+		snprintf(err, errlen, "%s already exists; refusing to overwrite an existing PKI",
+		         path);
+		return -1;
+	}
+	return 0;
+}
+
+/* A leaf's request: the daemons also answer as <name>.opendm.test and on IPv6 loopback. */
+static void pki_leaf_req(size_t i, struct pki_issue *req, const char **dns, const char **ips,
+                         char *name, size_t namelen)
+{
+	memset(req, 0, sizeof(*req));
+	req->profile = dev_leaves[i].profile;
+	req->subject.cn = dev_leaves[i].cn;
+	req->subject.ou = dev_leaves[i].ou;
+	req->days = DAYS_LEAF;
+	if (dev_leaves[i].profile != PKI_PROFILE_SERVER)
+		return;
+	dns[0] = "localhost";
+	dns[1] = dns[2] = NULL;
+	ips[0] = "127.0.0.1";
+	ips[1] = ips[2] = NULL;
+	if (dev_leaves[i].daemon) {
+		snprintf(name, namelen, "%s.opendm.test", dev_leaves[i].file);
+		dns[1] = name;
+		ips[1] = "::1";
+	}
+	req->dns = dns;
+	req->ips = ips;
+}
+
+static int pki_init(const char *dir)
+{
+	EVP_PKEY *ca_keys[CA_COUNT] = {NULL};
+	X509 *ca_certs[CA_COUNT] = {NULL};
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	char path[PATH_MAX], err[PATH_MAX + 256] = "", ierr[512], name[128];
+	const char *dns[3], *ips[3], *what = NULL;
+	struct pki_issue req;
+	enum dev_ca ca;
+	size_t i;
+	int rc = -1;
+
+	if (pki_dir_prepare(dir, err, sizeof(err)) == -1)
+		goto fail;
+
+	for (i = 0; i < CA_COUNT; i++) {
+		what = dev_cas[i].file;
+		memset(&req, 0, sizeof(req));
+		req.profile = i == CA_ROOT ? PKI_PROFILE_ROOT : PKI_PROFILE_SUBCA;
+		req.subject.cn = dev_cas[i].cn;
+		req.days = i == CA_ROOT ? DAYS_ROOT : DAYS_SUBCA;
+		if ((ca_keys[i] = pki_key_new()) == NULL) {
+			snprintf(err, sizeof(err), "key generation failed");
+			goto fail;
+		}
+		ca_certs[i] = pki_issue(&req, ca_keys[i], i == CA_ROOT ? NULL : ca_certs[CA_ROOT],
+		                        ca_keys[CA_ROOT], ierr, sizeof(ierr));
+		if (ca_certs[i] == NULL) {
+			snprintf(err, sizeof(err), "issuing: %s", ierr);
+			goto fail;
+		}
+		/* The root key is written at the very end (see the top of this file). */
+		if (pki_write_pair(dir, dev_cas[i].file, ca_certs[i], NULL,
+		                   i == CA_ROOT ? NULL : ca_keys[i], err, sizeof(err)) == -1)
+			goto fail;
+		printf("%-18s CN=%s (%s)\n", dev_cas[i].file, dev_cas[i].cn,
+		       i == CA_ROOT ? "root, 10 years" : "intermediate, 5 years");
+	}
+
+	for (i = 0; i < sizeof(dev_leaves) / sizeof(dev_leaves[0]); i++) {
+		what = dev_leaves[i].file;
+		ca = dev_leaves[i].ca;
+		pki_leaf_req(i, &req, dns, ips, name, sizeof(name));
+		if ((key = pki_key_new()) == NULL) {
+			snprintf(err, sizeof(err), "key generation failed");
+			goto fail;
+		}
+		cert = pki_issue(&req, key, ca_certs[ca], ca_keys[ca], ierr, sizeof(ierr));
+		if (cert == NULL) {
+			snprintf(err, sizeof(err), "issuing: %s", ierr);
+			goto fail;
+		}
+		if (pki_write_pair(dir, dev_leaves[i].file, cert, ca_certs[ca], key, err,
+		                   sizeof(err)) == -1)
+			goto fail;
+		printf("%-18s CN=%s%s%s, issued by %s, 1 year\n", dev_leaves[i].file,
+		       dev_leaves[i].cn, dev_leaves[i].ou != NULL ? " OU=" : "",
+		       dev_leaves[i].ou != NULL ? dev_leaves[i].ou : "", dev_cas[ca].file);
+		X509_free(cert);
+		cert = NULL;
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+
+	for (i = 0; i < sizeof(dev_signers) / sizeof(dev_signers[0]); i++) {
+		what = dev_signers[i];
+		if ((key = pki_key_new()) == NULL) {
+			snprintf(err, sizeof(err), "key generation failed");
+			goto fail;
+		}
+		if (pki_path(path, sizeof(path), dir, dev_signers[i], "key", err, sizeof(err)) ==
+		        -1 ||
+		    pki_key_write(path, key, err, sizeof(err)) == -1 ||
+		    pki_path(path, sizeof(path), dir, dev_signers[i], "pub", err, sizeof(err)) ==
+		        -1 ||
+		    pki_pubkey_write(path, key, err, sizeof(err)) == -1)
+			goto fail;
+		printf("%-18s signing key pair (.key/.pub), no certificate\n", dev_signers[i]);
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+
+	what = "ca.crt and root-ca.key";
+	if (pki_path(path, sizeof(path), dir, "ca", "crt", err, sizeof(err)) == -1 ||
+	    pki_certs_write(path, &ca_certs[CA_ROOT], 1, err, sizeof(err)) == -1 ||
+	    pki_path(path, sizeof(path), dir, "root-ca", "key", err, sizeof(err)) == -1 ||
+	    pki_key_write(path, ca_keys[CA_ROOT], err, sizeof(err)) == -1)
+		goto fail;
+	printf("%-18s trust anchors (the root only)\n", "ca.crt");
+	printf("development PKI written to %s; keep root-ca.key offline in real use\n", dir);
+	rc = 0;
+fail:
+	if (rc == -1) {
+		if (what != NULL)
+			fprintf(stderr, "dmctl pki init: %s: %s\n", what, err);
+		else
+			fprintf(stderr, "dmctl pki init: %s\n", err);
+		if (what != NULL)
+			fprintf(stderr,
+			        "dmctl pki init: %s is incomplete (no root-ca.key); "
+			        "run init again to redo it\n",
+			        dir);
+	}
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	for (i = 0; i < CA_COUNT; i++) {
+		X509_free(ca_certs[i]);
+		EVP_PKEY_free(ca_keys[i]);
+	}
+	return rc;
+}
+
+int dmctl_pki_main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[0], "init") == 0)
+		return pki_init(argv[1]) == 0 ? DMCTL_EXIT_OK : DMCTL_EXIT_FAIL;
+	fprintf(stderr, "usage: dmctl pki init DIR\n");
+	return DMCTL_EXIT_USAGE;
+}
