@@ -14,6 +14,9 @@
 /* The sha256 fingerprint of the CA that issued the certificate in cert_path (its second
  * certificate), which is the CA operators' certificates must come from. 0/-1 + err. */
 int admin_ca_fingerprint(const char *cert_path, char fp[65], char *err, size_t errlen);
+/* 1 if the request comes from the daemon whose service certificate has CN cn (issued by the
+ * same CA as ours, no OU), else replies 403 and returns 0. For daemon-to-daemon calls. */
+int admin_authorize_service(struct daemon_ctx *d, struct httpd_req *req, const char *cn);
 /* 1 if the request comes from an operator, else replies 403 and returns 0. */
 int admin_authorize(struct daemon_ctx *d, struct httpd_req *req);
 

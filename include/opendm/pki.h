@@ -70,6 +70,9 @@ STACK_OF(X509) * pki_certs_load(const char *path, char *err, size_t errlen);
  */
 int pki_verify(X509 *leaf, STACK_OF(X509) * untrusted, STACK_OF(X509) * anchors, int purpose,
                char *err, size_t errlen);
+/* sha256 (lower-case hex) of the DER of certificate number index (0 = first) in a PEM file;
+ * how a daemon recognises the CA that issued a peer (tls_peer.issuer_fp). 0/-1 + err. */
+int pki_cert_file_fingerprint(const char *path, int index, char fp[65], char *err, size_t errlen);
 /* Copy the subject CN / first URI SAN of cert into buf. 0/-1 if absent or too long. */
 int pki_cert_cn(X509 *cert, char *buf, size_t len);
 int pki_cert_uri(X509 *cert, char *buf, size_t len);

@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/x509.h>
-
 #include "opendm/admin.h"
 #include "opendm/log.h"
 #include "opendm/pki.h"
@@ -17,28 +15,21 @@ const struct schema_field admin_log_level_fields[] = {
 
 int admin_ca_fingerprint(const char *cert_path, char fp[65], char *err, size_t errlen)
 {
-	STACK_OF(X509) * chain;
-	struct tls_peer issuer;
-	int rc = -1;
+	/* The second certificate of the chain file is the CA that issued the daemon. */
+	return pki_cert_file_fingerprint(cert_path, 1, fp, err, errlen);
+}
 
-	if ((chain = pki_certs_load(cert_path, err, errlen)) == NULL)
-		return -1;
-	if (sk_X509_num(chain) < 2) {
-		snprintf(err, errlen,
-		         "%s: the certificate file must hold the issuing CA after the "
-		         "leaf (operators are recognised by it)",
-		         cert_path);
-		goto out;
-	}
-	if (tls_peer_from_cert(sk_X509_value(chain, 1), &issuer) == -1) {
-		snprintf(err, errlen, "%s: cannot read the issuing CA certificate", cert_path);
-		goto out;
-	}
-	memcpy(fp, issuer.fingerprint, 65);
-	rc = 0;
-out:
-	sk_X509_pop_free(chain, X509_free);
-	return rc;
+int admin_authorize_service(struct daemon_ctx *d, struct httpd_req *req, const char *cn)
+{
+	const struct tls_peer *p = httpd_req_peer(req);
+
+	if (p != NULL && d->admin_ca_fp[0] != '\0' && strcmp(p->issuer_fp, d->admin_ca_fp) == 0 &&
+	    p->ou[0] == '\0' && strcmp(p->subject_cn, cn) == 0)
+		return 1;
+	log_rwarn(httpd_req_id(req), "refused internal request from '%s' (only %s may ask)",
+	          p != NULL ? p->subject_cn : "?", cn);
+	httpd_reply_error(req, 403, "forbidden", "only %s may call this endpoint", cn);
+	return 0;
 }
 
 int admin_authorize(struct daemon_ctx *d, struct httpd_req *req)

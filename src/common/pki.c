@@ -746,3 +746,30 @@ int pki_cert_uri(X509 *cert, char *buf, size_t len)
 	GENERAL_NAMES_free(gens);
 	return rc;
 }
+
+int pki_cert_file_fingerprint(const char *path, int index, char fp[65], char *err, size_t errlen)
+{
+	STACK_OF(X509) *certs;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	int rc = -1;
+
+	if ((certs = pki_certs_load(path, err, errlen)) == NULL)
+		return -1;
+	if (index < 0 || index >= sk_X509_num(certs)) {
+		snprintf(err, errlen, "%s: holds %d certificate(s), certificate #%d expected", path,
+			 sk_X509_num(certs), index + 1);
+		goto out;
+	}
+	if (X509_digest(sk_X509_value(certs, index), EVP_sha256(), md, &mdlen) != 1 ||
+	    mdlen != 32) {
+		snprintf(err, errlen, "%s: cannot hash certificate #%d", path, index + 1);
+		goto out;
+	}
+	for (i = 0; i < mdlen; i++)
+		snprintf(fp + 2 * i, 3, "%02x", md[i]);
+	rc = 0;
+out:
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}

@@ -15,10 +15,13 @@
  *   sd-if-agent.crt/.key            a CPE (CPE CA, server profile): CN cpe-0001, OU cpe
  *   app.crt/.key                    application credential (application CA, clientAuth)
  *   operator.crt/.key               dmctl operator (service CA, clientAuth): CN operator, OU admin
+ *   thirdparty.crt/.key             a commissioned third party making offline bundles
+ *                                   (service CA, clientAuth): CN thirdparty-0001, OU offline
  *   dm-agent-signing.key/.pub       signing key pairs, no certificates: DM agent packages,
  *   vendor-a-signing.key/.pub         the two sample CDCS vendors, and the operator's
  *   vendor-b-signing.key/.pub         approval of a CDCS
  *   operator-signing.key/.pub
+ *   enrolment-signing.key/.pub      dm-mss signs enrolment tokens and offline bundles
  *
  * Every leaf .crt holds the leaf then its intermediate, ready for a TLS server or client.
  * root-ca.key is written last: its presence means a complete PKI, so init refuses to touch a
@@ -68,6 +71,7 @@ static const struct {
     {"sd-if-agent", CA_CPE, PKI_PROFILE_SERVER, "cpe-0001", "cpe", 0},
     {"app", CA_APP, PKI_PROFILE_CLIENT, "opendm-app-reference", NULL, 0},
     {"operator", CA_SERVICE, PKI_PROFILE_CLIENT, "operator", "admin", 0},
+    {"thirdparty", CA_SERVICE, PKI_PROFILE_CLIENT, "thirdparty-0001", "offline", 0},
 };
 
 static const char *const dev_signers[] = {
@@ -75,6 +79,7 @@ static const char *const dev_signers[] = {
     "vendor-a-signing",
     "vendor-b-signing",
     "operator-signing",
+    "enrolment-signing",
 };
 
 static int pki_path(char *buf, size_t len, const char *dir, const char *name, const char *ext,

@@ -457,7 +457,7 @@ static void test_dmctl_pki_init(void **state)
 	static const char *daemons[] = {"dm-mss", "dm-iss", "cdcs-pss", "cdcs-mss", "cdcs-iss"};
 	static const char *cas[] = {"root-ca", "service-ca", "cpe-ca", "app-ca", "device-ca"};
 	static const char *signers[] = {"dm-agent-signing", "vendor-a-signing", "vendor-b-signing",
-	                                "operator-signing"};
+	                                "operator-signing", "enrolment-signing"};
 	char dir[600], path[700], err[512] = "", buf[128];
 	char *argv[3];
 	struct stat st;
@@ -478,6 +478,7 @@ static void test_dmctl_pki_init(void **state)
 	check_leaf(dir, "sd-if-agent", X509_PURPOSE_SSL_SERVER);
 	check_leaf(dir, "app", X509_PURPOSE_SSL_CLIENT);
 	check_leaf(dir, "operator", X509_PURPOSE_SSL_CLIENT);
+	check_leaf(dir, "thirdparty", X509_PURPOSE_SSL_CLIENT);
 	for (i = 0; i < sizeof(cas) / sizeof(cas[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s.key", dir, cas[i]);
 		assert_int_equal(stat(path, &st), 0);
