@@ -12,6 +12,7 @@
 #define OPENDM_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LVL_ERR = 0,
@@ -43,6 +44,14 @@ void log_vmsg(enum log_level level, const char *func, const char *rid, const cha
  */
 void log_step(const char *flow, int step, const char *rid, const char *subject, const char *fmt,
               ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * Report an error: into err when the caller gave a buffer (it decides what to do with the
+ * message), else into the log at error level under func. Shared by every module that takes
+ * an (err, errlen) pair.
+ */
+void log_seterr(char *err, size_t errlen, const char *func, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #define log_err(...)   log_msg(LOG_LVL_ERR, __func__, NULL, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LVL_WARN, __func__, NULL, __VA_ARGS__)

@@ -44,6 +44,10 @@ int tls_apply_policy(SSL_CTX *ctx, char *err, size_t errlen);
 int tls_peer_from_ssl(SSL *ssl, struct tls_peer *peer);
 /* Fill *peer from a certificate (issuer_fp left empty). 0/-1. */
 int tls_peer_from_cert(X509 *cert, struct tls_peer *peer);
+/* Write "message: what OpenSSL said" into err (consuming the OpenSSL error queue); with no
+ * buffer, only clear the queue. */
+void tls_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Format the OpenSSL error queue (and clear it) into buf; returns buf. */
 const char *tls_errstr(char *buf, size_t len);
 

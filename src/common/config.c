@@ -56,21 +56,6 @@ static const struct schema_field cfg_fields[] = {
     SCHEMA_END,
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (err != NULL && errlen > 0)
-		vsnprintf(err, errlen, fmt, ap);
-	else
-		log_vmsg(LOG_LVL_ERR, "cfg_load", NULL, fmt, ap);
-	va_end(ap);
-}
-
 /* A certificate, CA or CRL file must be there and readable now, not at the first handshake. */
 static int check_readable(const char *cfgpath, const char *key, const char *path, char *err,
                           size_t errlen)
@@ -80,11 +65,13 @@ static int check_readable(const char *cfgpath, const char *key, const char *path
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1 || fstat(fd, &st) == -1) {
-		seterr(err, errlen, "%s: key '%s': %s: %s", cfgpath, key, path, strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: key '%s': %s: %s", cfgpath, key, path,
+		           strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		seterr(err, errlen, "%s: key '%s': %s: not a regular file", cfgpath, key, path);
+		log_seterr(err, errlen, __func__, "%s: key '%s': %s: not a regular file", cfgpath,
+		           key, path);
 		goto fail;
 	}
 	close(fd);
@@ -101,16 +88,16 @@ static int cfg_validate(const char *path, struct cfg_daemon *c, char *err, size_
 	char kerr[512];
 
 	if (log_level_parse(c->log_level_name, &c->log_level) == -1) {
-		seterr(err, errlen,
-		       "%s: key 'log_level': '%s' is not one of err, warn, info, debug", path,
-		       c->log_level_name);
+		log_seterr(err, errlen, __func__,
+		           "%s: key 'log_level': '%s' is not one of err, warn, info, debug", path,
+		           c->log_level_name);
 		return -1;
 	}
 	if (inet_pton(AF_INET, c->listen.address, addr) != 1 &&
 	    inet_pton(AF_INET6, c->listen.address, addr) != 1) {
-		seterr(err, errlen,
-		       "%s: key 'listen.address': '%s' is not a numeric IPv4 or IPv6 address", path,
-		       c->listen.address);
+		log_seterr(err, errlen, __func__,
+		           "%s: key 'listen.address': '%s' is not a numeric IPv4 or IPv6 address",
+		           path, c->listen.address);
 		return -1;
 	}
 	if (check_readable(path, "tls.cert", c->tls.cert, err, errlen) == -1 ||
@@ -119,7 +106,7 @@ static int cfg_validate(const char *path, struct cfg_daemon *c, char *err, size_
 	if (c->tls.crl != NULL && check_readable(path, "tls.crl", c->tls.crl, err, errlen) == -1)
 		return -1;
 	if (file_check_private(c->tls.key, kerr, sizeof(kerr)) == -1) {
-		seterr(err, errlen, "%s: key 'tls.key': %s", path, kerr);
+		log_seterr(err, errlen, __func__, "%s: key 'tls.key': %s", path, kerr);
 		return -1;
 	}
 	return 0;
@@ -150,12 +137,13 @@ int cfg_load(const char *path, const struct cfg_role_section *role, struct cfg_d
 		goto fail;
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
-		seterr(err, errlen, "%s: line %d column %d: %s", path, jerr.line, jerr.column,
-		       jerr.text);
+		log_seterr(err, errlen, __func__, "%s: line %d column %d: %s", path, jerr.line,
+		           jerr.column, jerr.text);
 		goto fail;
 	}
 	if (!json_is_object(root)) {
-		seterr(err, errlen, "%s: expected a JSON object at the top level", path);
+		log_seterr(err, errlen, __func__, "%s: expected a JSON object at the top level",
+		           path);
 		goto fail;
 	}
 	/*
@@ -163,7 +151,7 @@ int cfg_load(const char *path, const struct cfg_role_section *role, struct cfg_d
 	 * one-key wrapper keeps its messages naming the full path ("dm_mss.x").
 	 */
 	if ((rest = json_copy(root)) == NULL || (wrap = json_object()) == NULL) {
-		seterr(err, errlen, "%s: out of memory", path);
+		log_seterr(err, errlen, __func__, "%s: out of memory", path);
 		goto fail;
 	}
 	sec = NULL;
@@ -175,18 +163,18 @@ int cfg_load(const char *path, const struct cfg_role_section *role, struct cfg_d
 		goto fail;
 	if (role != NULL && role->key != NULL) {
 		if ((out->role = calloc(1, role->size > 0 ? role->size : 1)) == NULL) {
-			seterr(err, errlen, "%s: out of memory", path);
+			log_seterr(err, errlen, __func__, "%s: out of memory", path);
 			goto fail;
 		}
 		if (sec != NULL && json_object_set(wrap, role->key, sec) == -1) {
-			seterr(err, errlen, "%s: out of memory", path);
+			log_seterr(err, errlen, __func__, "%s: out of memory", path);
 			goto fail;
 		}
 		if (schema_decode(wrap, role_wrap, out->role, path, err, errlen) == -1)
 			goto fail;
 	}
 	if (out->log_level_name == NULL && (out->log_level_name = strdup("info")) == NULL) {
-		seterr(err, errlen, "%s: out of memory", path);
+		log_seterr(err, errlen, __func__, "%s: out of memory", path);
 		goto fail;
 	}
 	if (cfg_validate(path, out, err, errlen) == -1)

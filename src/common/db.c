@@ -29,21 +29,6 @@ struct db {
 	size_t n, cap;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (err != NULL && errlen > 0)
-		vsnprintf(err, errlen, fmt, ap);
-	else
-		log_vmsg(LOG_LVL_ERR, "db_open", NULL, fmt, ap);
-	va_end(ap);
-}
-
 /* One integer from a one-row query (PRAGMA user_version and the like), or -1. */
 static int query_int(sqlite3 *h, const char *sql, int *out)
 {
@@ -79,15 +64,16 @@ static int set_wal(struct db *db, char *err, size_t errlen)
 
 	if (sqlite3_prepare_v2(db->h, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
-		seterr(err, errlen, "%s: journal_mode=WAL: %s", db->path, sqlite3_errmsg(db->h));
+		log_seterr(err, errlen, __func__, "%s: journal_mode=WAL: %s", db->path,
+		           sqlite3_errmsg(db->h));
 		goto out;
 	}
 	mode = sqlite3_column_text(st, 0);
 	/* SQLite answers with the mode it could set; an in-memory database has no WAL. */
 	if (mode == NULL ||
 	    (strcmp((const char *)mode, "wal") != 0 && strcmp((const char *)mode, "memory") != 0)) {
-		seterr(err, errlen, "%s: cannot use WAL (journal_mode is %s)", db->path,
-		       mode != NULL ? (const char *)mode : "unknown");
+		log_seterr(err, errlen, __func__, "%s: cannot use WAL (journal_mode is %s)",
+		           db->path, mode != NULL ? (const char *)mode : "unknown");
 		goto out;
 	}
 	rc = 0;
@@ -105,27 +91,30 @@ static int migrate(struct db *db, const struct db_migration *migs, size_t n, cha
 
 	for (i = 0; i < n; i++) {
 		if (migs[i].version <= prev || migs[i].sql == NULL) {
-			seterr(err, errlen, "%s: migration table: version %d out of order",
-			       db->path, migs[i].version);
+			log_seterr(err, errlen, __func__,
+			           "%s: migration table: version %d out of order", db->path,
+			           migs[i].version);
 			return -1;
 		}
 		prev = latest = migs[i].version;
 	}
 	if (query_int(db->h, "PRAGMA user_version", &cur) == -1) {
-		seterr(err, errlen, "%s: reading schema version: %s", db->path,
-		       sqlite3_errmsg(db->h));
+		log_seterr(err, errlen, __func__, "%s: reading schema version: %s", db->path,
+		           sqlite3_errmsg(db->h));
 		return -1;
 	}
 	if (cur > latest) {
-		seterr(err, errlen, "%s: schema version %d is newer than this build (%d)", db->path,
-		       cur, latest);
+		log_seterr(err, errlen, __func__,
+		           "%s: schema version %d is newer than this build (%d)", db->path, cur,
+		           latest);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
 		if (migs[i].version <= cur)
 			continue;
 		if (exec_err(db->h, "BEGIN IMMEDIATE", msg, sizeof(msg)) == -1) {
-			seterr(err, errlen, "%s: migration %d: %s", db->path, migs[i].version, msg);
+			log_seterr(err, errlen, __func__, "%s: migration %d: %s", db->path,
+			           migs[i].version, msg);
 			return -1;
 		}
 		/* Another process may have migrated between our read and our lock. */
@@ -148,7 +137,7 @@ static int migrate(struct db *db, const struct db_migration *migs, size_t n, cha
 	}
 	return 0;
 fail:
-	seterr(err, errlen, "%s: migration %d: %s", db->path, migs[i].version, msg);
+	log_seterr(err, errlen, __func__, "%s: migration %d: %s", db->path, migs[i].version, msg);
 	if (!sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
@@ -162,14 +151,14 @@ struct db *db_open(const char *path, const struct db_migration *migs, size_t n_m
 	int rc;
 
 	if ((db = calloc(1, sizeof(*db))) == NULL || (db->path = strdup(path)) == NULL) {
-		seterr(err, errlen, "%s: out of memory", path);
+		log_seterr(err, errlen, __func__, "%s: out of memory", path);
 		goto fail;
 	}
 	rc = sqlite3_open_v2(
 	    path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		seterr(err, errlen, "%s: %s", path,
-		       db->h != NULL ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+		log_seterr(err, errlen, __func__, "%s: %s", path,
+		           db->h != NULL ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(db->h, 1);
@@ -181,7 +170,7 @@ struct db *db_open(const char *path, const struct db_migration *migs, size_t n_m
 	             sync == DB_SYNC_FULL ? "PRAGMA synchronous = FULL"
 	                                  : "PRAGMA synchronous = NORMAL",
 	             msg, sizeof(msg)) == -1) {
-		seterr(err, errlen, "%s: %s", path, msg);
+		log_seterr(err, errlen, __func__, "%s: %s", path, msg);
 		goto fail;
 	}
 	if (migrate(db, migs, n_migs, err, errlen) == -1)

@@ -13,22 +13,6 @@
 #include "opendm/file.h"
 #include "opendm/log.h"
 
-static void seterr(char *err, size_t errlen, const char *func, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Callers that pass no buffer still get the reason, in the log. */
-static void seterr(char *err, size_t errlen, const char *func, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (err != NULL && errlen > 0)
-		vsnprintf(err, errlen, fmt, ap);
-	else
-		log_vmsg(LOG_LVL_ERR, func, NULL, fmt, ap);
-	va_end(ap);
-}
-
 char *file_read(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
 	struct stat st;
@@ -40,43 +24,43 @@ char *file_read(const char *path, size_t max, size_t *len, char *err, size_t err
 	if (len != NULL)
 		*len = 0;
 	if (max >= SIZE_MAX / 2) {
-		seterr(err, errlen, __func__, "%s: size limit %zu is too large", path, max);
+		log_seterr(err, errlen, __func__, "%s: size limit %zu is too large", path, max);
 		goto fail;
 	}
 	/* O_NONBLOCK: opening a FIFO must not hang; it is refused below anyway. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
-		seterr(err, errlen, __func__, "%s: %s", path, strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(fd, &st) == -1) {
-		seterr(err, errlen, __func__, "%s: %s", path, strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		seterr(err, errlen, __func__, "%s: not a regular file", path);
+		log_seterr(err, errlen, __func__, "%s: not a regular file", path);
 		goto fail;
 	}
 	if (st.st_size < 0 || (unsigned long long)st.st_size > max) {
-		seterr(err, errlen, __func__, "%s: file is larger than %zu bytes", path, max);
+		log_seterr(err, errlen, __func__, "%s: file is larger than %zu bytes", path, max);
 		goto fail;
 	}
 	/* The size may change while we read: read until EOF, but never past max. */
 	cap = (size_t)st.st_size + 1;
 	if ((buf = malloc(cap)) == NULL) {
-		seterr(err, errlen, __func__, "%s: out of memory", path);
+		log_seterr(err, errlen, __func__, "%s: out of memory", path);
 		goto fail;
 	}
 	for (;;) {
 		if (total == cap - 1) {
 			if (total > max) {
-				seterr(err, errlen, __func__, "%s: file is larger than %zu bytes",
-				       path, max);
+				log_seterr(err, errlen, __func__,
+				           "%s: file is larger than %zu bytes", path, max);
 				goto fail;
 			}
 			cap = cap * 2 > max + 2 ? max + 2 : cap * 2;
 			if ((nbuf = realloc(buf, cap)) == NULL) {
-				seterr(err, errlen, __func__, "%s: out of memory", path);
+				log_seterr(err, errlen, __func__, "%s: out of memory", path);
 				goto fail;
 			}
 			buf = nbuf;
@@ -85,7 +69,7 @@ char *file_read(const char *path, size_t max, size_t *len, char *err, size_t err
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1) {
-			seterr(err, errlen, __func__, "%s: %s", path, strerror(errno));
+			log_seterr(err, errlen, __func__, "%s: %s", path, strerror(errno));
 			goto fail;
 		}
 		if (r == 0)
@@ -93,7 +77,7 @@ char *file_read(const char *path, size_t max, size_t *len, char *err, size_t err
 		total += (size_t)r;
 	}
 	if (total > max) {
-		seterr(err, errlen, __func__, "%s: file is larger than %zu bytes", path, max);
+		log_seterr(err, errlen, __func__, "%s: file is larger than %zu bytes", path, max);
 		goto fail;
 	}
 	buf[total] = '\0';
@@ -135,7 +119,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 	slash = strrchr(path, '/');
 	base = slash != NULL ? slash + 1 : path;
 	if (*base == '\0') {
-		seterr(err, errlen, __func__, "%s: not a file name", path);
+		log_seterr(err, errlen, __func__, "%s: not a file name", path);
 		goto fail;
 	}
 	if (slash == NULL)
@@ -145,44 +129,44 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 	else
 		n = snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
 	if (n < 0 || (size_t)n >= sizeof(dir)) {
-		seterr(err, errlen, __func__, "%s: path too long", path);
+		log_seterr(err, errlen, __func__, "%s: path too long", path);
 		goto fail;
 	}
 	/* The temp file lives in the target's directory so that rename(2) is atomic. */
 	n = snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, base);
 	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		seterr(err, errlen, __func__, "%s: path too long", path);
+		log_seterr(err, errlen, __func__, "%s: path too long", path);
 		goto fail;
 	}
 	if ((fd = mkstemp(tmp)) == -1) {
-		seterr(err, errlen, __func__, "%s: cannot create temporary file: %s", path,
-		       strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: cannot create temporary file: %s", path,
+		           strerror(errno));
 		goto fail;
 	}
 	created = 1;
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 || fchmod(fd, mode & 07777) == -1 ||
 	    write_all(fd, data, len) == -1 || fsync(fd) == -1) {
-		seterr(err, errlen, __func__, "%s: %s", tmp, strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: %s", tmp, strerror(errno));
 		goto fail;
 	}
 	if (close(fd) == -1) {
 		fd = -1;
-		seterr(err, errlen, __func__, "%s: %s", tmp, strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: %s", tmp, strerror(errno));
 		goto fail;
 	}
 	fd = -1;
 	if (rename(tmp, path) == -1) {
-		seterr(err, errlen, __func__, "%s: rename: %s", path, strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: rename: %s", path, strerror(errno));
 		goto fail;
 	}
 	created = 0;
 	/* Without this the rename itself may not survive a crash. */
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		seterr(err, errlen, __func__, "%s: %s", dir, strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	if (fsync(dfd) == -1 && errno != EINVAL) {
-		seterr(err, errlen, __func__, "%s: fsync: %s", dir, strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: fsync: %s", dir, strerror(errno));
 		goto fail;
 	}
 	close(dfd);
@@ -205,17 +189,18 @@ int file_check_private(const char *path, char *err, size_t errlen)
 	/* Open, then fstat: the mode we check is that of the file a reader will get. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1 || fstat(fd, &st) == -1) {
-		seterr(err, errlen, __func__, "%s: %s", path, strerror(errno));
+		log_seterr(err, errlen, __func__, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		seterr(err, errlen, __func__, "%s: not a regular file", path);
+		log_seterr(err, errlen, __func__, "%s: not a regular file", path);
 		goto fail;
 	}
 	if ((st.st_mode & 077) != 0) {
-		seterr(err, errlen, __func__,
-		       "%s: private key is readable by group or others (mode %04o); chmod 600 it",
-		       path, (unsigned int)(st.st_mode & 07777));
+		log_seterr(
+		    err, errlen, __func__,
+		    "%s: private key is readable by group or others (mode %04o); chmod 600 it",
+		    path, (unsigned int)(st.st_mode & 07777));
 		goto fail;
 	}
 	close(fd);

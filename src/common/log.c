@@ -348,3 +348,15 @@ void log_step(const char *flow, int step, const char *rid, const char *subject, 
 	lb_flush(&lb);
 	errno = saved;
 }
+
+void log_seterr(char *err, size_t errlen, const char *func, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (err != NULL && errlen > 0)
+		vsnprintf(err, errlen, fmt, ap);
+	else
+		log_vmsg(LOG_LVL_ERR, func, NULL, fmt, ap);
+	va_end(ap);
+}

@@ -21,39 +21,13 @@
 #include "opendm/file.h"
 #include "opendm/log.h"
 #include "opendm/pki.h"
+#include "opendm/tls.h"
 
 #define PKI_MAX_PEM  (1024 * 1024)
 #define PKI_MAX_KEY  (64 * 1024)
 #define PKI_MAX_DAYS (100 * 366)
 #define PKI_MAX_NAME 64 /* ub-common-name etc. (RFC 5280) */
 #define PKI_MAX_SAN  1024
-
-static void pki_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void pki_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	char ossl[256] = "";
-	unsigned long e;
-	size_t n;
-	va_list ap;
-
-	if (err == NULL || errlen == 0) {
-		ERR_clear_error();
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	/* The innermost OpenSSL reason is usually the useful one. */
-	if ((e = ERR_peek_last_error()) != 0) {
-		ERR_error_string_n(e, ossl, sizeof(ossl));
-		n = strlen(err);
-		if (n < errlen)
-			snprintf(err + n, errlen - n, " (%s)", ossl);
-	}
-	ERR_clear_error();
-}
 
 /* IA5String content for a DNS name or URI: printable ASCII, bounded. */
 static int pki_ia5_ok(const char *s)
@@ -117,21 +91,21 @@ static GENERAL_NAMES *pki_sans(const char *const *dns, const char *const *ips, c
 
 	*empty = 0;
 	if ((gens = GENERAL_NAMES_new()) == NULL) {
-		pki_seterr(err, errlen, "out of memory");
+		tls_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	for (i = 0; dns != NULL && dns[i] != NULL; i++)
 		if (pki_gens_add_ia5(gens, GEN_DNS, dns[i]) == -1) {
-			pki_seterr(err, errlen, "invalid DNS name in SAN");
+			tls_seterr(err, errlen, "invalid DNS name in SAN");
 			goto fail;
 		}
 	for (i = 0; ips != NULL && ips[i] != NULL; i++)
 		if (pki_gens_add_ip(gens, ips[i]) == -1) {
-			pki_seterr(err, errlen, "invalid IP address in SAN: %s", ips[i]);
+			tls_seterr(err, errlen, "invalid IP address in SAN: %s", ips[i]);
 			goto fail;
 		}
 	if (uri != NULL && pki_gens_add_ia5(gens, GEN_URI, uri) == -1) {
-		pki_seterr(err, errlen, "invalid URI in SAN");
+		tls_seterr(err, errlen, "invalid URI in SAN");
 		goto fail;
 	}
 	if (sk_GENERAL_NAME_num(gens) == 0) {
@@ -207,16 +181,16 @@ int pki_key_write(const char *path, EVP_PKEY *key, char *err, size_t errlen)
 
 	/* A secure-heap BIO is cleansed when freed, so no copy of the key lingers. */
 	if ((bio = BIO_new(BIO_s_secmem())) == NULL) {
-		pki_seterr(err, errlen, "%s: out of memory", path);
+		tls_seterr(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	if (!PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) {
-		pki_seterr(err, errlen, "%s: cannot encode private key", path);
+		tls_seterr(err, errlen, "%s: cannot encode private key", path);
 		goto fail;
 	}
 	BIO_get_mem_ptr(bio, &mem);
 	if (mem == NULL) {
-		pki_seterr(err, errlen, "%s: cannot encode private key", path);
+		tls_seterr(err, errlen, "%s: cannot encode private key", path);
 		goto fail;
 	}
 	if (file_write_atomic(path, mem->data, mem->length, 0600, err, errlen) == -1)
@@ -234,7 +208,7 @@ int pki_pubkey_write(const char *path, EVP_PKEY *key, char *err, size_t errlen)
 	int rc = -1;
 
 	if ((bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_PUBKEY(bio, key)) {
-		pki_seterr(err, errlen, "%s: cannot encode public key", path);
+		tls_seterr(err, errlen, "%s: cannot encode public key", path);
 		goto fail;
 	}
 	BIO_get_mem_ptr(bio, &mem);
@@ -258,15 +232,15 @@ EVP_PKEY *pki_key_load(const char *path, char *err, size_t errlen)
 	if ((buf = file_read(path, PKI_MAX_KEY, &len, err, errlen)) == NULL)
 		goto fail;
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-		pki_seterr(err, errlen, "%s: out of memory", path);
+		tls_seterr(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	if ((key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL) {
-		pki_seterr(err, errlen, "%s: not a PEM private key", path);
+		tls_seterr(err, errlen, "%s: not a PEM private key", path);
 		goto fail;
 	}
 	if (!EVP_PKEY_is_a(key, "EC")) {
-		pki_seterr(err, errlen, "%s: not an EC key", path);
+		tls_seterr(err, errlen, "%s: not an EC key", path);
 		EVP_PKEY_free(key);
 		key = NULL;
 		goto fail;
@@ -290,15 +264,15 @@ EVP_PKEY *pki_pubkey_load(const char *path, char *err, size_t errlen)
 	if ((buf = file_read(path, PKI_MAX_KEY, &len, err, errlen)) == NULL)
 		goto fail;
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-		pki_seterr(err, errlen, "%s: out of memory", path);
+		tls_seterr(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	if ((key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL) {
-		pki_seterr(err, errlen, "%s: not a PEM public key", path);
+		tls_seterr(err, errlen, "%s: not a PEM public key", path);
 		goto fail;
 	}
 	if (!EVP_PKEY_is_a(key, "EC")) {
-		pki_seterr(err, errlen, "%s: not an EC key", path);
+		tls_seterr(err, errlen, "%s: not an EC key", path);
 		EVP_PKEY_free(key);
 		key = NULL;
 		goto fail;
@@ -380,19 +354,19 @@ X509_REQ *pki_csr_from_pem(const char *pem, size_t len, char *err, size_t errlen
 	BIO *bio = NULL;
 
 	if (pem == NULL || len == 0 || len > PKI_MAX_PEM) {
-		pki_seterr(err, errlen, "CSR missing or too large");
+		tls_seterr(err, errlen, "CSR missing or too large");
 		goto fail;
 	}
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
-		pki_seterr(err, errlen, "out of memory");
+		tls_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	if ((req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)) == NULL) {
-		pki_seterr(err, errlen, "not a PEM certificate request");
+		tls_seterr(err, errlen, "not a PEM certificate request");
 		goto fail;
 	}
 	if ((pub = X509_REQ_get0_pubkey(req)) == NULL || X509_REQ_verify(req, pub) != 1) {
-		pki_seterr(err, errlen, "CSR signature does not verify");
+		tls_seterr(err, errlen, "CSR signature does not verify");
 		X509_REQ_free(req);
 		req = NULL;
 		goto fail;
@@ -420,15 +394,15 @@ X509 *pki_cert_from_pem(const char *pem, size_t len, char *err, size_t errlen)
 	BIO *bio = NULL;
 
 	if (pem == NULL || len == 0 || len > PKI_MAX_PEM) {
-		pki_seterr(err, errlen, "certificate missing or too large");
+		tls_seterr(err, errlen, "certificate missing or too large");
 		goto fail;
 	}
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
-		pki_seterr(err, errlen, "out of memory");
+		tls_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	if ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL)
-		pki_seterr(err, errlen, "not a PEM certificate");
+		tls_seterr(err, errlen, "not a PEM certificate");
 fail:
 	BIO_free(bio);
 	return cert;
@@ -510,29 +484,29 @@ X509 *pki_issue(const struct pki_issue *req, EVP_PKEY *pubkey, X509 *issuer_cert
 	int empty;
 
 	if (req == NULL || pubkey == NULL || issuer_key == NULL || req->subject.cn == NULL) {
-		pki_seterr(err, errlen, "missing subject, key or issuer key");
+		tls_seterr(err, errlen, "missing subject, key or issuer key");
 		goto fail;
 	}
 	if (req->days <= 0 || req->days > PKI_MAX_DAYS) {
-		pki_seterr(err, errlen, "validity of %lld days out of range", (long long)req->days);
+		tls_seterr(err, errlen, "validity of %lld days out of range", (long long)req->days);
 		goto fail;
 	}
 	if ((req->profile == PKI_PROFILE_ROOT) != (issuer_cert == NULL)) {
-		pki_seterr(err, errlen, "only a root certificate is self-signed");
+		tls_seterr(err, errlen, "only a root certificate is self-signed");
 		goto fail;
 	}
 	if (issuer_cert != NULL) {
 		if (X509_check_ca(issuer_cert) == 0) {
-			pki_seterr(err, errlen, "issuer certificate is not a CA");
+			tls_seterr(err, errlen, "issuer certificate is not a CA");
 			goto fail;
 		}
 		if (!X509_check_private_key(issuer_cert, issuer_key)) {
-			pki_seterr(err, errlen, "issuer key does not match issuer certificate");
+			tls_seterr(err, errlen, "issuer key does not match issuer certificate");
 			goto fail;
 		}
 	}
 	if ((name = pki_name_new(&req->subject)) == NULL) {
-		pki_seterr(err, errlen, "invalid subject name (empty or longer than %d)",
+		tls_seterr(err, errlen, "invalid subject name (empty or longer than %d)",
 		           PKI_MAX_NAME);
 		goto fail;
 	}
@@ -544,13 +518,13 @@ X509 *pki_issue(const struct pki_issue *req, EVP_PKEY *pubkey, X509 *issuer_cert
 	    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) == NULL ||
 	    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(nb + req->days * 86400)) == NULL ||
 	    !X509_set_pubkey(x, pubkey)) {
-		pki_seterr(err, errlen, "cannot build certificate for %s", req->subject.cn);
+		tls_seterr(err, errlen, "cannot build certificate for %s", req->subject.cn);
 		goto fail;
 	}
 	X509V3_set_ctx(&ctx, issuer_cert != NULL ? issuer_cert : x, x, NULL, NULL, 0);
 	X509V3_set_ctx_nodb(&ctx);
 	if (pki_profile_exts(x, &ctx, req->profile) == -1) {
-		pki_seterr(err, errlen, "cannot add extensions for %s", req->subject.cn);
+		tls_seterr(err, errlen, "cannot add extensions for %s", req->subject.cn);
 		goto fail;
 	}
 	gens = pki_sans(req->dns, req->ips, req->uri, &empty, err, errlen);
@@ -558,11 +532,11 @@ X509 *pki_issue(const struct pki_issue *req, EVP_PKEY *pubkey, X509 *issuer_cert
 		goto fail;
 	if (gens != NULL &&
 	    X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1) {
-		pki_seterr(err, errlen, "cannot add subject alternative names");
+		tls_seterr(err, errlen, "cannot add subject alternative names");
 		goto fail;
 	}
 	if (X509_sign(x, issuer_key, EVP_sha256()) <= 0) {
-		pki_seterr(err, errlen, "cannot sign certificate for %s", req->subject.cn);
+		tls_seterr(err, errlen, "cannot sign certificate for %s", req->subject.cn);
 		goto fail;
 	}
 	GENERAL_NAMES_free(gens);
@@ -583,16 +557,16 @@ int pki_certs_write(const char *path, X509 *const *certs, size_t n, char *err, s
 	int rc = -1;
 
 	if (n == 0) {
-		pki_seterr(err, errlen, "%s: no certificate to write", path);
+		tls_seterr(err, errlen, "%s: no certificate to write", path);
 		goto fail;
 	}
 	if ((bio = BIO_new(BIO_s_mem())) == NULL) {
-		pki_seterr(err, errlen, "%s: out of memory", path);
+		tls_seterr(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	for (i = 0; i < n; i++)
 		if (!PEM_write_bio_X509(bio, certs[i])) {
-			pki_seterr(err, errlen, "%s: cannot encode certificate", path);
+			tls_seterr(err, errlen, "%s: cannot encode certificate", path);
 			goto fail;
 		}
 	BIO_get_mem_ptr(bio, &mem);
@@ -616,21 +590,21 @@ STACK_OF(X509) * pki_certs_load(const char *path, char *err, size_t errlen)
 	if ((buf = file_read(path, PKI_MAX_PEM, &len, err, errlen)) == NULL)
 		goto fail;
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL || (sk = sk_X509_new_null()) == NULL) {
-		pki_seterr(err, errlen, "%s: out of memory", path);
+		tls_seterr(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	ERR_clear_error();
 	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
 		if (!sk_X509_push(sk, x)) {
 			X509_free(x);
-			pki_seterr(err, errlen, "%s: out of memory", path);
+			tls_seterr(err, errlen, "%s: out of memory", path);
 			goto fail;
 		}
 	}
 	/* The loop ends on "no start line" at EOF; anything else is a broken file. */
 	e = ERR_peek_last_error();
 	if (sk_X509_num(sk) == 0 || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
-		pki_seterr(err, errlen, "%s: %s", path,
+		tls_seterr(err, errlen, "%s: %s", path,
 		           sk_X509_num(sk) == 0 ? "no PEM certificate" : "malformed certificate");
 		goto fail;
 	}
@@ -653,30 +627,30 @@ int pki_verify(X509 *leaf, STACK_OF(X509) * untrusted, STACK_OF(X509) * anchors,
 	int i, rc = -1, e;
 
 	if (leaf == NULL || anchors == NULL || sk_X509_num(anchors) == 0) {
-		pki_seterr(err, errlen, "no certificate or no trust anchor");
+		tls_seterr(err, errlen, "no certificate or no trust anchor");
 		goto fail;
 	}
 	if ((store = X509_STORE_new()) == NULL || (ctx = X509_STORE_CTX_new()) == NULL) {
-		pki_seterr(err, errlen, "out of memory");
+		tls_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	for (i = 0; i < sk_X509_num(anchors); i++)
 		if (!X509_STORE_add_cert(store, sk_X509_value(anchors, i))) {
-			pki_seterr(err, errlen, "cannot add trust anchor");
+			tls_seterr(err, errlen, "cannot add trust anchor");
 			goto fail;
 		}
 	X509_STORE_set_flags(store, X509_V_FLAG_X509_STRICT);
 	if (!X509_STORE_CTX_init(ctx, store, leaf, untrusted)) {
-		pki_seterr(err, errlen, "cannot initialise verification");
+		tls_seterr(err, errlen, "cannot initialise verification");
 		goto fail;
 	}
 	if (purpose != 0 && !X509_STORE_CTX_set_purpose(ctx, purpose)) {
-		pki_seterr(err, errlen, "unknown purpose %d", purpose);
+		tls_seterr(err, errlen, "unknown purpose %d", purpose);
 		goto fail;
 	}
 	if (X509_verify_cert(ctx) != 1) {
 		e = X509_STORE_CTX_get_error(ctx);
-		pki_seterr(err, errlen, "certificate at depth %d: %s",
+		tls_seterr(err, errlen, "certificate at depth %d: %s",
 		           X509_STORE_CTX_get_error_depth(ctx), X509_verify_cert_error_string(e));
 		goto fail;
 	}
@@ -749,7 +723,7 @@ int pki_cert_uri(X509 *cert, char *buf, size_t len)
 
 int pki_cert_file_fingerprint(const char *path, int index, char fp[65], char *err, size_t errlen)
 {
-	STACK_OF(X509) *certs;
+	STACK_OF(X509) * certs;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0, i;
 	int rc = -1;
@@ -758,7 +732,7 @@ int pki_cert_file_fingerprint(const char *path, int index, char fp[65], char *er
 		return -1;
 	if (index < 0 || index >= sk_X509_num(certs)) {
 		snprintf(err, errlen, "%s: holds %d certificate(s), certificate #%d expected", path,
-			 sk_X509_num(certs), index + 1);
+		         sk_X509_num(certs), index + 1);
 		goto out;
 	}
 	if (X509_digest(sk_X509_value(certs, index), EVP_sha256(), md, &mdlen) != 1 ||

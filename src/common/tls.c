@@ -16,11 +16,8 @@
 
 #define TLS_VERIFY_DEPTH 4
 
-static void tls_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* The message, then what OpenSSL said (its queue is consumed). */
-static void tls_seterr(char *err, size_t errlen, const char *fmt, ...)
+void tls_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	char ossl[256];
 	size_t n;

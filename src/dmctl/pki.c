@@ -75,11 +75,8 @@ static const struct {
 };
 
 static const char *const dev_signers[] = {
-    "dm-agent-signing",
-    "vendor-a-signing",
-    "vendor-b-signing",
-    "operator-signing",
-    "enrolment-signing",
+    "dm-agent-signing", "vendor-a-signing",  "vendor-b-signing",
+    "operator-signing", "enrolment-signing",
 };
 
 static int pki_path(char *buf, size_t len, const char *dir, const char *name, const char *ext,
