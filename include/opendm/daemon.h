@@ -45,7 +45,9 @@ struct daemon_ctx {
 	time_t started;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_grace;
 	int stopping;
-	char admin_ca_fp[65]; /* CA that issues operator certificates */
+	char admin_ca_fp[65];
+	time_t db_checked;    /* health: when the database was last asked */
+	int db_ok, db_schema; /* CA that issues operator certificates */
 	void *role_state;     /* owned by the role's init/fini */
 };
 

@@ -11,19 +11,26 @@
 void health_get(struct httpd_req *req, void *arg)
 {
 	struct daemon_ctx *d = arg;
-	int db_ok = d->db != NULL && db_ping(d->db) == 0;
+	time_t now = time(NULL);
 	json_t *body;
 
+	/* Load balancers poll this endpoint hard: ask the database at most once a second while
+	 * it is fine, and on every request while it is not. */
+	if (now != d->db_checked || !d->db_ok) {
+		d->db_ok = d->db != NULL && db_ping(d->db) == 0;
+		d->db_schema = d->db != NULL ? db_schema_version(d->db) : -1;
+		d->db_checked = now;
+	}
+
 	body = json_pack("{s:s, s:s, s:s, s:{s:s, s:i}, s:I, s:I, s:I}", "role", d->role->name,
-	                 "version", OPENDM_VERSION, "status", db_ok ? "ok" : "degraded", "database",
-	                 "state", db_ok ? "ok" : "error", "schema_version",
-	                 d->db != NULL ? db_schema_version(d->db) : -1, "uptime_s",
-	                 (json_int_t)(time(NULL) - d->started), "connections",
+	                 "version", OPENDM_VERSION, "status", d->db_ok ? "ok" : "degraded",
+	                 "database", "state", d->db_ok ? "ok" : "error", "schema_version",
+	                 d->db_schema, "uptime_s", (json_int_t)(now - d->started), "connections",
 	                 (json_int_t)httpd_connections(d->httpd), "inflight",
 	                 (json_int_t)httpd_inflight(d->httpd));
 	if (body == NULL) {
 		httpd_reply_error(req, 500, "internal_error", "out of memory");
 		return;
 	}
-	httpd_reply_json(req, db_ok ? 200 : 503, body);
+	httpd_reply_json(req, d->db_ok ? 200 : 503, body);
 }

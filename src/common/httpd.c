@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -45,9 +46,9 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 
 #include "opendm/httpd.h"
-#include "opendm/jose.h"
 #include "opendm/log.h"
 
 /* Plaintext queued for one streaming reply before fill() is asked for more. */
@@ -56,6 +57,7 @@
 #define HTTPD_STREAM_CHUNK (64 * 1024)
 #define HTTPD_MAX_ROUTES   1024
 #define HTTPD_MSG_MAX      512
+#define HTTPD_COALESCE_MAX (16 * 1024)
 
 enum httpd_req_state {
 	HTTPD_REQ_HANDLER, /* the handler owns it and must reply */
@@ -117,6 +119,8 @@ struct httpd {
 	void (*shutdown_done)(void *);
 	void *shutdown_arg;
 	struct event *ev_done;
+	uint64_t rid_base; /* random at start; request ids are rid_base + rid_next */
+	uint64_t rid_next;
 };
 
 static const char httpd_oom_body[] =
@@ -400,6 +404,20 @@ void httpd_add_header(struct httpd_req *req, const char *name, const char *value
 		log_rerr(req->rid, "invalid header %s", name);
 }
 
+/*
+ * bufferevent_openssl makes one TLS record and one write(2) per evbuffer chain, and evhttp
+ * leaves the header and the body in separate chains: joining a small reply halves both.
+ */
+static void httpd_coalesce(struct httpd_req *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req->ev);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct evbuffer *out = bev != NULL ? bufferevent_get_output(bev) : NULL;
+
+	if (out != NULL && evbuffer_get_length(out) <= HTTPD_COALESCE_MAX)
+		evbuffer_pullup(out, -1);
+}
+
 /* Queue the reply; text NULL for none. The request stays ours until it is written. */
 static void httpd_send(struct httpd_req *req, int status, const char *text)
 {
@@ -427,6 +445,7 @@ static void httpd_send(struct httpd_req *req, int status, const char *text)
 	evhttp_send_reply(ev, status, NULL, buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
+	httpd_coalesce(req);
 }
 
 void httpd_reply_json(struct httpd_req *req, int status, json_t *body)
@@ -618,24 +637,26 @@ static int httpd_rid_valid(const char *s)
 	return i > 0;
 }
 
+/*
+ * A request id only has to be unique and hard to confuse across daemons: a random base drawn
+ * once plus a counter gives that without a trip through the DRBG (and its locks) per request.
+ */
 static void httpd_rid_init(struct httpd_req *r)
 {
 	const char *in =
 	    evhttp_find_header(evhttp_request_get_input_headers(r->ev), "X-Request-Id");
 	static const char hex[] = "0123456789abcdef";
-	uintptr_t p = (uintptr_t)r;
+	uint64_t v;
 	size_t i;
 
 	if (in != NULL && httpd_rid_valid(in)) {
 		snprintf(r->rid, sizeof(r->rid), "%s", in);
 		return;
 	}
-	if (jose_random_hex(r->rid, sizeof(r->rid), 8) == 0)
-		return;
-	/* No randomness: still unique among live requests, which is what logs need. */
-	for (i = 0; i < 16; i++, p >>= 4)
-		r->rid[i] = hex[p & 0xf];
-	r->rid[i] = '\0';
+	v = r->h->rid_base + r->h->rid_next++;
+	for (i = 16; i > 0; i--, v >>= 4)
+		r->rid[i - 1] = hex[v & 0xf];
+	r->rid[16] = '\0';
 }
 
 static int httpd_is_json(const char *ct)
@@ -983,6 +1004,8 @@ struct httpd *httpd_new(struct event_base *base, const struct httpd_conf *conf, 
 	h->routes = routes;
 	h->arg = arg;
 	h->ex_idx = -1;
+	if (RAND_bytes((unsigned char *)&h->rid_base, sizeof(h->rid_base)) != 1)
+		h->rid_base = ((uint64_t)time(NULL) << 24) ^ (uint64_t)(uintptr_t)h;
 	TAILQ_INIT(&h->conns);
 	TAILQ_INIT(&h->reqs);
 
