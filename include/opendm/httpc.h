@@ -59,4 +59,18 @@ struct httpc_resp *httpc_request_sync(struct httpc *c, const char *method, const
                                       const char *rid, const json_t *body);
 void httpc_resp_free(struct httpc_resp *resp);
 
+/*
+ * Blocking, resumable download of url into path (created 0600, appended to). When path
+ * already holds N > 0 bytes the request carries "Range: bytes=N-" (and "If-Range: etag" when
+ * etag is given): a 206 starting at N is appended, a 200 replaces the file from byte 0. The
+ * body is written as it arrives, never held in memory; the transfer is aborted ("response too
+ * large") when the file would grow past max_size, and a stalled transfer (no byte for the
+ * client's timeout_ms) fails, leaving what arrived in place for the next attempt. Any other
+ * status (e.g. 416, 404) leaves the file untouched and its (bounded) body in resp->body /
+ * resp->json as for httpc_request_sync(). The caller checks the result (size, digest); a
+ * partial file is never complete just because a call returned. Free with httpc_resp_free().
+ */
+struct httpc_resp *httpc_download_sync(struct httpc *c, const char *url, const char *rid,
+                                       const char *path, const char *etag, int64_t max_size);
+
 #endif

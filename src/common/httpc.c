@@ -9,11 +9,16 @@
 #include <sys/queue.h>
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -56,6 +61,22 @@ struct httpc_xfer {
 	size_t cap;
 	int too_large;
 	char errbuf[CURL_ERROR_SIZE];
+	struct httpc_dl *dl; /* NULL unless this is a download to a file */
+};
+
+/*
+ * A download's state: the body of a 200/206 goes to fd; any other status (an error reply) is
+ * kept in memory like a normal response so the caller sees the server's JSON error.
+ */
+struct httpc_dl {
+	int fd;
+	int64_t have;        /* bytes already in the file when the request started */
+	int64_t max_size;    /* the whole file may not grow past this */
+	int64_t written;     /* bytes of this response written to fd */
+	int64_t range_start; /* first byte of a 206's Content-Range, -1 if none seen */
+	int mode;            /* 0 undecided, 1 to the file, 2 to memory */
+	int failed;          /* a local write error or a mismatched range */
+	char why[128];
 };
 
 /* A response plus room for its error text, so a copy owns everything it points to. */
@@ -164,6 +185,13 @@ static void httpc_resp_fill(struct httpc_xfer *x, CURLcode rc, struct httpc_resp
 
 	memset(rs, 0, sizeof(*rs));
 	r->curl_code = (int)rc;
+	if (rc == CURLE_WRITE_ERROR && x->dl != NULL && x->dl->failed) {
+		snprintf(rs->error, sizeof(rs->error), "%s", x->dl->why);
+		r->error = rs->error;
+		x->len = 0;
+		rc = CURLE_OK; /* reported; skip the generic text below */
+		goto body;
+	}
 	if (rc == CURLE_WRITE_ERROR && x->too_large)
 		rc = CURLE_FILESIZE_EXCEEDED;
 	if (rc != CURLE_OK) {
@@ -180,6 +208,7 @@ static void httpc_resp_fill(struct httpc_xfer *x, CURLcode rc, struct httpc_resp
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->status);
 		memcpy(r->rid, x->resp_rid, sizeof(r->rid));
 	}
+body:
 	if (x->buf == NULL)
 		x->buf = calloc(1, 1);
 	if (x->buf != NULL)
@@ -375,11 +404,16 @@ static CURLcode httpc_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *arg)
 	return CURLE_OK;
 }
 
+static size_t httpc_dl_write(struct httpc_xfer *x, const char *data, size_t n);
+
 static size_t httpc_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct httpc_xfer *x = arg;
 	size_t n = size * nmemb, max = x->c->max_response, cap;
 	char *p;
+
+	if (x->dl != NULL && x->dl->mode != 2)
+		return httpc_dl_write(x, data, n);
 
 	if (n > max - x->len) {
 		x->too_large = 1;
@@ -399,6 +433,55 @@ static size_t httpc_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+static size_t httpc_dl_write(struct httpc_xfer *x, const char *data, size_t n)
+{
+	struct httpc_dl *dl = x->dl;
+	long status = 0;
+	size_t off = 0;
+	ssize_t w;
+
+	if (dl->mode == 0) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 206) {
+			if (dl->range_start != dl->have) {
+				snprintf(dl->why, sizeof(dl->why),
+				         "206 starts at byte %" PRId64 ", file has %" PRId64,
+				         dl->range_start, dl->have);
+				dl->failed = 1;
+				return 0;
+			}
+		} else if (status == 200) {
+			/* The server sent the whole file (no range support or a new ETag). */
+			if (ftruncate(dl->fd, 0) == -1) {
+				snprintf(dl->why, sizeof(dl->why), "truncate: %s", strerror(errno));
+				dl->failed = 1;
+				return 0;
+			}
+			dl->have = 0;
+		} else {
+			dl->mode = 2;
+			return httpc_write_cb((char *)data, 1, n, x);
+		}
+		dl->mode = 1;
+	}
+	if ((int64_t)n > dl->max_size - dl->have - dl->written) {
+		x->too_large = 1;
+		return 0;
+	}
+	while (off < n) {
+		if ((w = write(dl->fd, data + off, n - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(dl->why, sizeof(dl->why), "write: %s", strerror(errno));
+			dl->failed = 1;
+			return 0;
+		}
+		off += (size_t)w;
+	}
+	dl->written += (int64_t)n;
+	return n;
+}
+
 static int httpc_rid_ok(const char *s, size_t len)
 {
 	size_t i;
@@ -411,6 +494,30 @@ static int httpc_rid_ok(const char *s, size_t len)
 	return 1;
 }
 
+/* Content-Range: bytes A-B/T — only A matters: it must be where our file ends. */
+static void httpc_dl_header(struct httpc_dl *dl, const char *data, size_t n)
+{
+	static const char name[] = "content-range:";
+	char line[128], *end;
+	const char *v;
+	long long a;
+
+	if (n < sizeof(name) - 1 || n >= sizeof(line) ||
+	    strncasecmp(data, name, sizeof(name) - 1) != 0)
+		return;
+	memcpy(line, data, n);
+	line[n] = '\0';
+	v = line + sizeof(name) - 1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (strncmp(v, "bytes ", 6) != 0 || !isdigit((unsigned char)v[6]))
+		return;
+	errno = 0;
+	a = strtoll(v + 6, &end, 10);
+	if (errno == 0 && *end == '-' && a >= 0)
+		dl->range_start = a;
+}
+
 static size_t httpc_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	static const char name[] = "x-request-id:";
@@ -421,8 +528,12 @@ static size_t httpc_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	/* A new status line (e.g. after 1xx) starts a new header block. */
 	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
 		x->resp_rid[0] = '\0';
+		if (x->dl != NULL)
+			x->dl->range_start = -1;
 		return n;
 	}
+	if (x->dl != NULL)
+		httpc_dl_header(x->dl, data, n);
 	if (n < sizeof(name) - 1 || strncasecmp(data, name, sizeof(name) - 1) != 0)
 		return n;
 	v = data + sizeof(name) - 1;
@@ -508,20 +619,37 @@ fail:
 	return -1;
 }
 
-static int httpc_xfer_headers(struct httpc_xfer *x, int has_body)
+static int httpc_xfer_headers(struct httpc_xfer *x, int has_body, const char *etag)
 {
 	static const char *const fixed[] = {
 	    "Accept: application/json",
 	    "Expect:", /* no 100-continue round trip for small JSON bodies */
 	};
+	static const char *const fixed_dl[] = {
+	    "Accept: application/octet-stream, application/json",
+	    "Expect:",
+	};
+	const char *const *f = x->dl != NULL ? fixed_dl : fixed;
 	struct curl_slist *l;
-	char line[32 + HTTPC_RID_MAX];
+	char line[32 + HTTPC_RID_MAX], range[320];
 	size_t i;
 
-	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		if ((l = curl_slist_append(x->headers, fixed[i])) == NULL)
+	for (i = 0; i < 2; i++) {
+		if ((l = curl_slist_append(x->headers, f[i])) == NULL)
 			return -1;
 		x->headers = l;
+	}
+	if (x->dl != NULL && x->dl->have > 0) {
+		snprintf(range, sizeof(range), "Range: bytes=%" PRId64 "-", x->dl->have);
+		if ((l = curl_slist_append(x->headers, range)) == NULL)
+			return -1;
+		x->headers = l;
+		if (etag != NULL) {
+			snprintf(range, sizeof(range), "If-Range: %s", etag);
+			if ((l = curl_slist_append(x->headers, range)) == NULL)
+				return -1;
+			x->headers = l;
+		}
 	}
 	if (has_body) {
 		if ((l = curl_slist_append(x->headers, "Content-Type: application/json")) == NULL)
@@ -536,7 +664,8 @@ static int httpc_xfer_headers(struct httpc_xfer *x, int has_body)
 }
 
 static struct httpc_xfer *httpc_start(struct httpc *c, const char *method, const char *url,
-                                      const char *rid, const json_t *body, httpc_cb cb, void *arg)
+                                      const char *rid, const json_t *body, httpc_cb cb, void *arg,
+                                      struct httpc_dl *dl, const char *etag)
 {
 	struct httpc_xfer *x = NULL;
 	char *text = NULL;
@@ -567,6 +696,7 @@ static struct httpc_xfer *httpc_start(struct httpc *c, const char *method, const
 	x->c = c;
 	x->cb = cb;
 	x->arg = arg;
+	x->dl = dl;
 	snprintf(x->method, sizeof(x->method), "%s", method);
 	if (rid != NULL)
 		snprintf(x->rid, sizeof(x->rid), "%s", rid);
@@ -578,7 +708,7 @@ static struct httpc_xfer *httpc_start(struct httpc *c, const char *method, const
 		log_rerr(x->rid, "curl_easy_init failed");
 		goto fail;
 	}
-	if (httpc_xfer_headers(x, body != NULL) == -1) {
+	if (httpc_xfer_headers(x, body != NULL, etag) == -1) {
 		log_rerr(x->rid, "out of memory");
 		goto fail;
 	}
@@ -591,9 +721,17 @@ static struct httpc_xfer *httpc_start(struct httpc *c, const char *method, const
 	SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
 	SETOPT(CURLOPT_HTTPHEADER, x->headers);
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-	SETOPT(CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	/* Refused early when Content-Length is known; the write callback covers the rest. */
-	SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response);
+	if (dl == NULL) {
+		SETOPT(CURLOPT_TIMEOUT_MS, c->timeout_ms);
+		/* Refused early when Content-Length is known; the write callback does the rest. */
+		SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response);
+	} else {
+		/* A large package may take long: give up on a stalled transfer, not a slow one. */
+		SETOPT(CURLOPT_TIMEOUT_MS, 0L);
+		SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
+		SETOPT(CURLOPT_LOW_SPEED_TIME, (c->timeout_ms + 999) / 1000);
+		SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)dl->max_size);
+	}
 	SETOPT(CURLOPT_WRITEFUNCTION, httpc_write_cb);
 	SETOPT(CURLOPT_WRITEDATA, x);
 	SETOPT(CURLOPT_HEADERFUNCTION, httpc_header_cb);
@@ -638,7 +776,7 @@ fail:
 int httpc_request(struct httpc *c, const char *method, const char *url, const char *rid,
                   const json_t *body, httpc_cb cb, void *arg)
 {
-	return httpc_start(c, method, url, rid, body, cb, arg) == NULL ? -1 : 0;
+	return httpc_start(c, method, url, rid, body, cb, arg, NULL, NULL) == NULL ? -1 : 0;
 }
 
 struct httpc_sync {
@@ -689,34 +827,102 @@ static void httpc_sync_cb(struct httpc_resp *resp, void *arg)
  * Must not be called from a callback of c's event_base (libevent refuses to re-enter its
  * loop); other events on the base (e.g. an in-process server) keep being served.
  */
+static struct httpc_resp *httpc_sync_error(const char *text)
+{
+	struct httpc_resp_store *rs;
+
+	if ((rs = httpc_store_new()) == NULL)
+		return NULL;
+	snprintf(rs->error, sizeof(rs->error), "%s", text);
+	rs->r.error = rs->error;
+	return &rs->r;
+}
+
+static struct httpc_resp *httpc_sync_wait(struct httpc *c, struct httpc_xfer *x,
+                                          struct httpc_sync *st)
+{
+	int rc;
+
+	if (x == NULL)
+		return httpc_sync_error("request refused");
+	while (!st->done) {
+		rc = event_base_loop(c->base, EVLOOP_ONCE);
+		if (rc != 0 && !st->done) {
+			/* Nothing left to wait for (or a loop error): do not spin or hang. */
+			log_rerr(x->rid, "event loop stopped (%d)", rc);
+			httpc_xfer_cancel(x);
+			return httpc_sync_error("event loop stopped");
+		}
+	}
+	return st->rs != NULL ? &st->rs->r : NULL;
+}
+
 struct httpc_resp *httpc_request_sync(struct httpc *c, const char *method, const char *url,
                                       const char *rid, const json_t *body)
 {
 	struct httpc_sync st = {NULL, 0};
-	struct httpc_xfer *x;
-	int rc;
 
-	if ((x = httpc_start(c, method, url, rid, body, httpc_sync_cb, &st)) == NULL) {
-		if ((st.rs = httpc_store_new()) == NULL)
-			return NULL;
-		snprintf(st.rs->error, sizeof(st.rs->error), "request refused");
-		st.rs->r.error = st.rs->error;
-		return &st.rs->r;
+	return httpc_sync_wait(
+	    c, httpc_start(c, method, url, rid, body, httpc_sync_cb, &st, NULL, NULL), &st);
+}
+
+static int httpc_etag_ok(const char *etag)
+{
+	size_t i, n = strnlen(etag, 257);
+
+	if (n == 0 || n > 256)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (etag[i] < 0x21 || etag[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+struct httpc_resp *httpc_download_sync(struct httpc *c, const char *url, const char *rid,
+                                       const char *path, const char *etag, int64_t max_size)
+{
+	struct httpc_dl dl;
+	struct httpc_sync st = {NULL, 0};
+	struct httpc_resp *r;
+	struct stat sb;
+	char text[PATH_MAX + 64];
+
+	memset(&dl, 0, sizeof(dl));
+	dl.fd = -1;
+	dl.range_start = -1;
+	if (path == NULL || max_size <= 0 || (etag != NULL && !httpc_etag_ok(etag)))
+		return httpc_sync_error("invalid download arguments");
+	if ((dl.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600)) ==
+	    -1) {
+		snprintf(text, sizeof(text), "%s: %s", path, strerror(errno));
+		return httpc_sync_error(text);
 	}
-	while (!st.done) {
-		rc = event_base_loop(c->base, EVLOOP_ONCE);
-		if (rc != 0 && !st.done) {
-			/* Nothing left to wait for (or a loop error): do not spin or hang. */
-			log_rerr(x->rid, "event loop stopped (%d)", rc);
-			httpc_xfer_cancel(x);
-			if ((st.rs = httpc_store_new()) == NULL)
-				return NULL;
-			snprintf(st.rs->error, sizeof(st.rs->error), "event loop stopped");
-			st.rs->r.error = st.rs->error;
-			break;
+	if (fstat(dl.fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		snprintf(text, sizeof(text), "%s: not a regular file", path);
+		close(dl.fd);
+		return httpc_sync_error(text);
+	}
+	dl.have = (int64_t)sb.st_size;
+	dl.max_size = max_size;
+	if (dl.have > max_size) {
+		/* Cannot be the file we want: start over rather than ask for a bogus range. */
+		if (ftruncate(dl.fd, 0) == -1) {
+			snprintf(text, sizeof(text), "%s: truncate: %s", path, strerror(errno));
+			close(dl.fd);
+			return httpc_sync_error(text);
 		}
+		dl.have = 0;
 	}
-	return st.rs != NULL ? &st.rs->r : NULL;
+	r = httpc_sync_wait(c, httpc_start(c, "GET", url, rid, NULL, httpc_sync_cb, &st, &dl, etag),
+	                    &st);
+	/* An empty 200 never reached the write callback: the file is still the old part. */
+	if (r != NULL && r->error == NULL && r->status == 200 && dl.mode == 0 &&
+	    ftruncate(dl.fd, 0) == -1)
+		log_rerr(rid, "%s: truncate: %s", path, strerror(errno));
+	if (r != NULL && r->error == NULL && dl.mode == 1 && fsync(dl.fd) == -1)
+		log_rwarn(rid, "%s: fsync: %s", path, strerror(errno));
+	close(dl.fd);
+	return r;
 }
 
 void httpc_resp_free(struct httpc_resp *resp)

@@ -30,6 +30,8 @@
 #include <event2/listener.h>
 #include <jansson.h>
 
+#include "opendm/file.h"
+#include "opendm/filesrv.h"
 #include "opendm/httpc.h"
 #include "opendm/httpd.h"
 #include "opendm/log.h"
@@ -39,6 +41,8 @@
 #define NCONC   50
 #define NHANG   5
 #define BIGSIZE 5000
+#define PKGSIZE (300 * 1000 + 7)
+#define PKGETAG "\"pkg-v1\""
 
 struct fx {
 	char dir[PATH_MAX];
@@ -61,6 +65,7 @@ struct env {
 	int nhung;
 	int ncb;
 	struct httpc *c; /* for the callback that frees its client */
+	int nranged;     /* /v1/pkg requests that carried a Range header */
 };
 
 struct result {
@@ -164,7 +169,27 @@ static void h_hang(struct httpd_req *req, void *arg)
 	env->nhung++;
 }
 
+static void pkg_path(char *out, size_t len, const struct fx *fx)
+{
+	int n = snprintf(out, len, "%s/pkg.bin", fx->dir);
+
+	assert_true(n > 0 && (size_t)n < len);
+}
+
+static void h_pkg(struct httpd_req *req, void *arg)
+{
+	struct env *env = arg;
+	char path[PATH_MAX];
+
+	if (evhttp_find_header(evhttp_request_get_input_headers(httpd_req_ev(req)), "Range") !=
+	    NULL)
+		env->nranged++;
+	pkg_path(path, sizeof(path), env->fx);
+	(void)filesrv_reply(req, path, PKGETAG, NULL);
+}
+
 static const struct httpd_route routes[] = {
+    {EVHTTP_REQ_GET, "/v1/pkg", h_pkg, NULL, 0},
     {EVHTTP_REQ_GET, "/v1/echo", h_echo, NULL, 0},
     {EVHTTP_REQ_POST, "/v1/echo", h_echo, post_fields, sizeof(struct post_body)},
     {EVHTTP_REQ_GET, "/v1/big", h_big, NULL, 0},
@@ -999,6 +1024,150 @@ static void test_proxy(void **state)
 	env_stop(&env);
 }
 
+static unsigned char pkg_byte(size_t i)
+{
+	return (unsigned char)((i * 31 + i / 251) & 0xff);
+}
+
+static void pkg_write(struct fx *fx)
+{
+	char path[PATH_MAX], err[256];
+	unsigned char *b = malloc(PKGSIZE);
+	size_t i;
+
+	assert_non_null(b);
+	for (i = 0; i < PKGSIZE; i++)
+		b[i] = pkg_byte(i);
+	pkg_path(path, sizeof(path), fx);
+	assert_int_equal(file_write_atomic(path, b, PKGSIZE, 0644, err, sizeof(err)), 0);
+	free(b);
+}
+
+/* The file at path holds exactly the first len bytes of the pattern. */
+static void expect_pattern(const char *path, size_t len)
+{
+	char err[256];
+	size_t n, i;
+	char *b = file_read(path, PKGSIZE * 2, &n, err, sizeof(err));
+
+	if (b == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(n, len);
+	for (i = 0; i < n; i++)
+		if ((unsigned char)b[i] != pkg_byte(i))
+			fail_msg("byte %zu differs", i);
+	free(b);
+}
+
+/* Put the first len bytes of the pattern (or len bytes of junk) in path. */
+static void part_write(const char *path, size_t len, int junk)
+{
+	char err[256];
+	unsigned char *b = malloc(len + 1);
+	size_t i;
+
+	assert_non_null(b);
+	for (i = 0; i < len; i++)
+		b[i] = junk ? (unsigned char)'J' : pkg_byte(i);
+	assert_int_equal(file_write_atomic(path, b, len, 0600, err, sizeof(err)), 0);
+	free(b);
+}
+
+static void test_download(void **state)
+{
+	struct fx *fx = *state;
+	struct env env;
+	struct httpc_conf conf;
+	struct httpc *c;
+	struct httpc_resp *r;
+	char u[256], out[PATH_MAX];
+	struct stat sb;
+
+	pkg_write(fx);
+	assert_true((size_t)snprintf(out, sizeof(out), "%s/out.part", fx->dir) < sizeof(out));
+	(void)unlink(out);
+	env_start(&env, fx, fx->srv_cert, fx->srv_key);
+	client_conf(&conf, fx);
+	c = client_new(&env, &conf);
+	url(u, sizeof(u), env.port, "/v1/pkg");
+
+	/* Whole file; written 0600, body not kept in memory. */
+	assert_non_null(r = httpc_download_sync(c, u, "dl-1", out, PKGETAG, PKGSIZE));
+	assert_null(r->error);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(r->len, 0);
+	assert_string_equal(r->rid, "dl-1");
+	httpc_resp_free(r);
+	expect_pattern(out, PKGSIZE);
+	assert_int_equal(stat(out, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(env.nranged, 0);
+
+	/* Resume from a partial file: one ranged request, 206 appended. */
+	part_write(out, 123457, 0);
+	assert_non_null(r = httpc_download_sync(c, u, NULL, out, PKGETAG, PKGSIZE));
+	assert_null(r->error);
+	assert_int_equal(r->status, 206);
+	httpc_resp_free(r);
+	expect_pattern(out, PKGSIZE);
+	assert_int_equal(env.nranged, 1);
+
+	/* If-Range names another version: the server sends it all, the junk is replaced. */
+	part_write(out, 5000, 1);
+	assert_non_null(r = httpc_download_sync(c, u, NULL, out, "\"pkg-v0\"", PKGSIZE));
+	assert_null(r->error);
+	assert_int_equal(r->status, 200);
+	httpc_resp_free(r);
+	expect_pattern(out, PKGSIZE);
+	assert_int_equal(env.nranged, 2);
+
+	/* Already complete: 416 and the file is left alone. */
+	assert_non_null(r = httpc_download_sync(c, u, NULL, out, PKGETAG, PKGSIZE));
+	assert_null(r->error);
+	assert_int_equal(r->status, 416);
+	httpc_resp_free(r);
+	expect_pattern(out, PKGSIZE);
+
+	/* Bigger than allowed: refused, from scratch and when resuming. */
+	(void)unlink(out);
+	assert_non_null(r = httpc_download_sync(c, u, NULL, out, NULL, PKGSIZE - 1));
+	assert_non_null(r->error);
+	assert_int_equal(r->status, 0);
+	httpc_resp_free(r);
+	assert_int_equal(stat(out, &sb), 0);
+	assert_true(sb.st_size < PKGSIZE);
+	part_write(out, 1000, 0);
+	assert_non_null(r = httpc_download_sync(c, u, NULL, out, PKGETAG, 2000));
+	assert_non_null(r->error);
+	httpc_resp_free(r);
+	assert_int_equal(stat(out, &sb), 0);
+	assert_true(sb.st_size <= 2000);
+
+	/* An error status keeps its JSON body and leaves the file untouched. */
+	part_write(out, 1000, 0);
+	url(u, sizeof(u), env.port, "/v1/nope");
+	assert_non_null(r = httpc_download_sync(c, u, NULL, out, NULL, PKGSIZE));
+	assert_null(r->error);
+	assert_int_equal(r->status, 404);
+	assert_non_null(r->json);
+	httpc_resp_free(r);
+	expect_pattern(out, 1000);
+
+	/* Bad arguments are refused before any request. */
+	assert_non_null(r = httpc_download_sync(c, u, NULL, out, "\"a\"\r\nX: y", PKGSIZE));
+	assert_non_null(r->error);
+	httpc_resp_free(r);
+	assert_non_null(r = httpc_download_sync(c, u, NULL, out, NULL, 0));
+	assert_non_null(r->error);
+	httpc_resp_free(r);
+
+	httpc_free(c);
+	env_stop(&env);
+	(void)unlink(out);
+	pkg_path(out, sizeof(out), fx);
+	(void)unlink(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1015,6 +1184,7 @@ int main(void)
 	    cmocka_unit_test(test_free_in_flight),
 	    cmocka_unit_test(test_free_from_callback),
 	    cmocka_unit_test(test_proxy),
+	    cmocka_unit_test(test_download),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
