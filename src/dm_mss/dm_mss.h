@@ -1,12 +1,162 @@
-/* dm-mss: the role's table and its database schema. */
+/*
+ * dm-mss: the DM agent management server (J.1020 §9, Figure 4 steps 1-4). It authenticates
+ * a new secondary device (application certificate, activation code, subscriber, household
+ * limit, revocation), records it, and hands out the signed DM agent package and a single-use
+ * enrolment token for dm-iss. Shared declarations of the role's files.
+ */
 #ifndef DM_MSS_H
 #define DM_MSS_H
 
+#include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "opendm/capability.h"
 #include "opendm/daemon.h"
+
+#define DM_MSS_PLATFORM_MAX 32
+#define DM_MSS_ACCOUNT_MAX  64
+#define DM_MSS_HW_ID_MIN    4
+#define DM_MSS_HW_ID_MAX    64
+#define DM_MSS_CODE_LEN     12 /* activation code characters, dashes aside */
+#define DM_MSS_TOKEN_TTL    600
+#define DM_MSS_BUNDLE_TTL   604800
 
 extern const struct daemon_role dm_mss_role;
 extern const struct db_migration dm_mss_migrations[];
+
+/* The "dm_mss" section of the configuration file. */
+struct dm_mss_conf {
+	char *app_ca;         /* application CA certificate: device requests must chain to it */
+	char *enrolment_key;  /* signs enrolment tokens and offline bundles (private, 0600) */
+	char *agent_pubkey;   /* verifies the agent manifests at start */
+	char *packages_dir;   /* <platform>/<version_number>/{dm-agent,manifest.jws} */
+	char *dm_iss_url;     /* where devices personalize (step 7) */
+	int64_t token_ttl_s;  /* 0: DM_MSS_TOKEN_TTL */
+	int64_t bundle_ttl_s; /* 0: DM_MSS_BUNDLE_TTL */
+};
+
+/* The newest verified agent package of one platform. */
+struct dm_mss_pkg {
+	char platform[DM_MSS_PLATFORM_MAX + 1];
+	int64_t version_number;
+	char *manifest; /* compact JWS, as read */
+	char sha256[65];
+	int64_t size;
+	char path[PATH_MAX]; /* the binary: built from directory entries, never from a request */
+	char etag[68];       /* "\"<sha256>\"" */
+};
+
+struct dm_mss_state {
+	char app_ca_fp[65]; /* sha256 of the application CA: the issuer of app certificates */
+	EVP_PKEY *enrol_key;
+	struct dm_mss_pkg *pkgs;
+	size_t npkgs;
+};
+
+/* A device's right to enrol, as the checks of step 2 (or of an offline bundle) found it. */
+struct dm_mss_admit {
+	int64_t subscriber_id;
+	char account[DM_MSS_ACCOUNT_MAX + 1];
+	int64_t device_id; /* the existing active device row, 0 for a new device */
+};
+
+/* dm_mss.c */
+const struct dm_mss_conf *dm_mss_conf(const struct daemon_ctx *d);
+struct dm_mss_state *dm_mss_state(const struct daemon_ctx *d);
+int64_t dm_mss_token_ttl(const struct daemon_ctx *d);
+int64_t dm_mss_bundle_ttl(const struct daemon_ctx *d);
+
+/* check.c: input validation shared by the handlers. 1 if valid. */
+int dm_mss_hw_id_ok(const char *s);
+int dm_mss_account_ok(const char *s);
+/* Canonical activation code (12 upper-case characters of the code alphabet) from what a user
+ * typed: case-insensitive, dashes ignored. 0/-1. */
+int dm_mss_code_normalize(const char *in, char out[DM_MSS_CODE_LEN + 1]);
+/* sha256 of data as lower-case hex. 0/-1. */
+int dm_mss_sha256_hex(const void *data, size_t len, char out[65]);
+/* sha256 and size of a regular file, read in blocks. 0/-1 + err naming the file. */
+int dm_mss_sha256_file(const char *path, char out[65], int64_t *size, char *err, size_t errlen);
+/* 1 if the TLS peer holds an application certificate, else replies 403 not_application. */
+int dm_mss_authorize_app(struct daemon_ctx *d, struct httpd_req *req);
+/* 1 if the peer is an operator (OU admin) or a commissioned offline-bundle maker (OU offline),
+ * both from the service CA; else replies 403 forbidden. */
+int dm_mss_authorize_bundle_maker(struct daemon_ctx *d, struct httpd_req *req);
+
+/* Column col of the current row as text, "" for NULL (or out of memory). */
+const char *dm_mss_col_text(sqlite3_stmt *s, int col);
+/* Reply with body (stolen), or 500 when building it failed (body NULL). */
+void dm_mss_reply(struct httpd_req *req, int status, json_t *body);
+
+/* subscriber.c: look a subscriber up by account. 1 found, 0 unknown, -1 database error. */
+int dm_mss_subscriber_find(struct daemon_ctx *d, const char *account, int64_t *id,
+                           int64_t *device_limit, char *status, size_t statuslen);
+
+/* package.c */
+int dm_mss_packages_load(struct dm_mss_state *st, const char *dir, EVP_PKEY *pub, char *err,
+                         size_t errlen);
+void dm_mss_packages_free(struct dm_mss_state *st);
+const struct dm_mss_pkg *dm_mss_package_newest(const struct dm_mss_state *st, const char *platform);
+
+/* enrol.c: what the online request and the offline bundle share. Inside an open transaction;
+ * on refusal reply with the protocol's error and return -1. */
+int dm_mss_admit_device(struct daemon_ctx *d, struct httpd_req *req, const char *hw_id,
+                        struct dm_mss_admit *a, int64_t device_limit, const char *sub_status);
+/* Insert the device, or refresh the platform and capability of an existing one. 0/-1. */
+int dm_mss_record_device(struct daemon_ctx *d, const struct dm_mss_admit *a, const char *hw_id,
+                         const struct capability *cap, int64_t now);
+/* The enrolment token for dm-iss (malloc'd), or NULL + err. */
+char *dm_mss_enrolment_token(struct daemon_ctx *d, const char *hw_id, const char *account,
+                             const char *platform, int64_t ttl_s, char *err, size_t errlen);
+/* The package URL of pkg into buf. */
+void dm_mss_package_url(const struct dm_mss_pkg *pkg, char *buf, size_t len);
+
+/* Handlers, one per endpoint (arg is the struct daemon_ctx). */
+void dm_mss_download_request(struct httpd_req *req, void *arg); /* download.c */
+void dm_mss_package_get(struct httpd_req *req, void *arg);      /* package_get.c */
+void dm_mss_internal_device(struct httpd_req *req, void *arg);  /* device.c */
+void dm_mss_admin_device_get(struct httpd_req *req, void *arg);
+void dm_mss_admin_device_revoke(struct httpd_req *req, void *arg);
+void dm_mss_subscriber_create(struct httpd_req *req, void *arg); /* subscriber.c */
+void dm_mss_subscriber_status(struct httpd_req *req, void *arg);
+void dm_mss_code_create(struct httpd_req *req, void *arg);   /* code.c */
+void dm_mss_bundle_create(struct httpd_req *req, void *arg); /* bundle.c */
+
+/* Request bodies. */
+struct dm_mss_download_body {
+	char *hw_id;
+	struct capability capability;
+	char *activation_code;
+	int64_t installed_version;
+};
+struct dm_mss_subscriber_body {
+	char *account;
+	int64_t device_limit;
+};
+struct dm_mss_status_body {
+	char *account;
+	char *status;
+};
+struct dm_mss_code_body {
+	char *account;
+	int64_t ttl_s;
+};
+struct dm_mss_hw_id_body {
+	char *hw_id;
+};
+struct dm_mss_bundle_body {
+	char *hw_id;
+	char *account;
+	struct capability capability;
+};
+extern const struct schema_field dm_mss_download_fields[];
+extern const struct schema_field dm_mss_subscriber_fields[];
+extern const struct schema_field dm_mss_status_fields[];
+extern const struct schema_field dm_mss_code_fields[];
+extern const struct schema_field dm_mss_hw_id_fields[];
+extern const struct schema_field dm_mss_bundle_fields[];
 
 #endif

@@ -20,5 +20,20 @@ const struct db_migration dm_mss_migrations[] = {
         " status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),"
         " created_at INTEGER NOT NULL);"
         "CREATE INDEX device_subscriber ON device (subscriber_id);"},
+    /*
+     * Figure 4: one-time activation codes (only their sha256 is kept, so a copy of the
+     * database gives no usable code) and what each device said it is. revoked_at records
+     * when an operator revoked the device.
+     */
+    {2, "CREATE TABLE activation_code ("
+        " code_hash TEXT PRIMARY KEY,"
+        " subscriber_id INTEGER NOT NULL REFERENCES subscriber (id),"
+        " created_at INTEGER NOT NULL,"
+        " expires_at INTEGER NOT NULL,"
+        " used_at INTEGER,"
+        " used_by_hw_id TEXT);"
+        "CREATE INDEX activation_code_subscriber ON activation_code (subscriber_id);"
+        "ALTER TABLE device ADD COLUMN capability TEXT NOT NULL DEFAULT '{}';"
+        "ALTER TABLE device ADD COLUMN revoked_at INTEGER;"},
     {0, NULL},
 };
