@@ -25,6 +25,31 @@ python3 scripts/devstack.py up --build build --dir "$work"
 echo "== health of every daemon, asked by dmctl over mutual TLS with the operator certificate"
 build/dmctl -c "$work/dmctl.json" health
 
+echo "== Figure 4: a fresh device downloads, installs and personalizes its DM agent"
+dmctl() { build/dmctl -c "$work/dmctl.json" "$@"; }
+dmctl subscriber add demo-0001 --device-limit 3
+code=$(dmctl code issue demo-0001)
+echo "activation code for demo-0001: $code"
+device=$(python3 scripts/devstack.py device --dir "$work" --name demo-phone --hw-id hw-demo-0001)
+applog="$(dirname "$device")/dm-app.log"
+echo "\$ dm-app -c $device install --code $code"
+# dm-app logs its steps on stderr: keep them for the step listing, show its verdict.
+if ! build/dm-app -c "$device" install --code "$code" 2>>"$applog"; then
+	tail -n 5 "$applog" >&2
+	exit 1
+fi
+grep -h '^dm-app: ' "$applog" | tail -n 1 || true
+echo "\$ dm-app -c $device status"
+build/dm-app -c "$device" status 2>>"$applog"
+dmctl device show hw-demo-0001
+
+echo "== the twelve steps of Figure 4, from the logs of dm-app, dm-mss, dm-agent and dm-iss"
+python3 scripts/devstack.py steps --dir "$work" --subject hw-demo-0001
+
+if [ $keep -eq 0 ]; then
+	build/dm-app -c "$device" stop 2>>"$applog" || true
+fi
+
 if [ $keep -eq 1 ]; then
 	echo "== the stack keeps running in $work; stop it with:"
 	echo "   python3 scripts/devstack.py down --dir $work"

@@ -10,12 +10,20 @@ As a command:
     devstack.py up   --build BUILD_DIR --dir WORK_DIR   start everything, leave it running
     devstack.py down --dir WORK_DIR                     stop what 'up' started there
 As a module (the end-to-end tests):
-    with Stack(build, workdir) as s: s.start_all(); ...
+    with Stack(build, workdir) as s: s.start_all(); dev = s.device("phone"); ...
+
+The stack is ready for Figure 4: after the PKI it publishes the DM agent package
+(dmctl agent-package, version 0.1.0 / 1 of BUILD/dm-agent in WORK/packages) and writes the
+dm_mss and dm_iss config sections, whose URLs point at each other (every port is chosen
+before any config is written). A Device is a reference secondary device: its device.json,
+its state directory, and the dm-app / dm-agent processes it ran, stopped on teardown.
 """
 
 import argparse
+import copy
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +31,11 @@ import sys
 import time
 
 ROLES = ["dm-mss", "dm-iss", "cdcs-pss", "cdcs-mss", "cdcs-iss", "sd-if-agent"]
+PLATFORM = "linux-x86_64"
+AGENT_VERSION = ("0.1.0", 1)
+UNUSED_URL = "https://127.0.0.1:1"  # in a role section whose peer is not part of the stack
+CAPABILITY = {"platform": PLATFORM, "tee": "software", "secure_video_path": False,
+              "hdcp": "none", "max_resolution": "fhd"}
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 
@@ -45,20 +58,86 @@ class Daemon:
         self.config = config
         self.log = log
         self.proc = None
+        self.override = {}
 
     @property
     def url(self):
         return "https://127.0.0.1:%d" % self.port
 
 
+_LOGFMT = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def logfmt(line):
+    """The key=value pairs of one log line (quoted values unescaped)."""
+    out = {}
+    for k, v in _LOGFMT.findall(line):
+        if v.startswith('"'):
+            v = v[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        out[k] = v
+    return out
+
+
+def flow_steps(paths, flow="fig4", subject=None, rid=None):
+    """The flow=FLOW step lines of the given log files, as dicts with 'step' an int and
+    'file' the source, sorted by ts then step; filtered by subject and rid when given."""
+    steps = []
+    for path in paths:
+        try:
+            with open(path, errors="replace") as f:
+                lines = f.readlines()
+        except OSError:
+            continue
+        for line in lines:
+            if "flow=" + flow not in line:
+                continue
+            kv = logfmt(line)
+            if kv.get("flow") != flow or "step" not in kv:
+                continue
+            if subject is not None and kv.get("subject") != subject:
+                continue
+            if rid is not None and kv.get("rid") != rid:
+                continue
+            kv["step"] = int(kv["step"])
+            kv["file"] = os.path.basename(path)
+            kv["line"] = line.rstrip("\n")
+            steps.append(kv)
+    steps.sort(key=lambda kv: (kv.get("ts", ""), kv["step"]))
+    return steps
+
+
+def log_files(workdir):
+    """Every log of a work dir: the daemons', and each device's dm-app and agent logs."""
+    files = []
+    for base, _, names in os.walk(workdir):
+        files += [os.path.join(base, n) for n in sorted(names) if n.endswith(".log")]
+    return files
+
+
+def merge(base, extra):
+    """base updated with extra, recursively for nested dicts (neither is modified)."""
+    out = copy.deepcopy(base)
+    for k, v in (extra or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
 class Stack:
-    def __init__(self, build, workdir, log_level="info", limits=None):
+    def __init__(self, build, workdir, log_level="info", limits=None, overrides=None):
+        """overrides: {role: {config keys}} merged into that role's config, e.g.
+        {"dm-mss": {"dm_mss": {"dm_iss_url": "https://127.0.0.1:9999"}}}."""
         self.build = os.path.abspath(build)
         self.dir = os.path.abspath(workdir)
         self.pki = os.path.join(self.dir, "pki")
+        self.packages = os.path.join(self.dir, "packages")
         self.log_level = log_level
         self.limits = limits or {}
+        self.overrides = dict(overrides or {})
         self.daemons = {}
+        self.devices = []
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         for sub in ("conf", "log", "db", "notify"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
@@ -74,6 +153,46 @@ class Stack:
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise StackError("dmctl pki init failed: " + r.stderr.strip())
+        self.publish_agent(self.bin("dm-agent"), *AGENT_VERSION)
+
+    def publish_agent(self, binary, version, number, key=None, out=None):
+        """dmctl agent-package: the DM agent binary as a signed package dm-mss serves."""
+        r = subprocess.run([self.bin("dmctl"), "agent-package", "--binary", binary,
+                            "--platform", PLATFORM, "--version", version,
+                            "--version-number", str(number),
+                            "--key", key or os.path.join(self.pki, "dm-agent-signing.key"),
+                            "--out", out or self.packages],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise StackError("dmctl agent-package failed: " + r.stderr.strip())
+        return os.path.join(out or self.packages, PLATFORM, str(number))
+
+    def url(self, role):
+        d = self.daemons.get(role)
+        return d.url if d else UNUSED_URL
+
+    def role_section(self, role):
+        """The role's own config section (Figure 4 roles), or {}."""
+        p = lambda name: os.path.join(self.pki, name)  # noqa: E731
+        if role == "dm-mss":
+            return {"dm_mss": {
+                "app_ca": p("app-ca.crt"),
+                "enrolment_key": p("enrolment-signing.key"),
+                "agent_pubkey": p("dm-agent-signing.pub"),
+                "packages_dir": self.packages,
+                "dm_iss_url": self.url("dm-iss"),
+            }}
+        if role == "dm-iss":
+            return {"dm_iss": {
+                "app_ca": p("app-ca.crt"),
+                "enrolment_pubkey": p("enrolment-signing.pub"),
+                "device_ca_cert": p("device-ca.crt"),
+                "device_ca_key": p("device-ca.key"),
+                "trust_bundle": p("ca.crt"),
+                "dm_mss_url": self.url("dm-mss"),
+                "cdcs_pss_url": self.url("cdcs-pss"),
+            }}
+        return {}
 
     def config_for(self, role, port, **override):
         cert = role  # every daemon's certificate is named after it in the dev PKI
@@ -89,6 +208,8 @@ class Stack:
         }
         if self.limits:
             cfg["limits"] = dict(self.limits)
+        cfg.update(self.role_section(role))
+        cfg = merge(cfg, self.overrides.get(role))
         cfg.update(override)
         return cfg
 
@@ -103,8 +224,20 @@ class Stack:
         cfg = self.config_for(role, port, **override)
         d = Daemon(role, port, self.write_config(role, cfg),
                    os.path.join(self.dir, "log", role + ".log"))
+        d.override = override
         self.daemons[role] = d
         return d
+
+    def write_configs(self):
+        """(Re)write every config, now that every daemon's port is known."""
+        for role, d in self.daemons.items():
+            self.write_config(role, self.config_for(role, d.port, **d.override))
+
+    def reconfigure(self, role, overrides):
+        """Replace the role's overrides and rewrite its config (restart it to apply)."""
+        self.overrides[role] = overrides
+        d = self.daemons[role]
+        self.write_config(role, self.config_for(role, d.port, **d.override))
 
     def write_dmctl_conf(self):
         conf = {
@@ -165,6 +298,7 @@ class Stack:
         for r in roles:
             if r not in self.daemons:
                 self.add(r)
+        self.write_configs()
         self.write_dmctl_conf()
         for r in roles:
             self.start(r)
@@ -189,9 +323,15 @@ class Stack:
         return rc
 
     def stop_all(self, check=False):
-        """Stop every daemon; with check, any non-zero exit (a crash, or a leak reported by
-        LeakSanitizer in a sanitizer build) is an error naming the daemon."""
+        """Stop every device's agent, then every daemon; with check, any non-zero exit (a
+        crash, or a leak reported by LeakSanitizer in a sanitizer build) is an error naming
+        the daemon."""
         errors = []
+        for dev in self.devices:
+            try:
+                dev.stop()
+            except StackError as e:
+                errors.append(str(e))
         for r in list(self.daemons):
             try:
                 rc = self.stop(r)
@@ -223,12 +363,145 @@ class Stack:
         with open(os.path.join(self.dir, "stack.json"), "w") as f:
             json.dump(state, f, indent=2)
 
+    def device(self, name, **kw):
+        """A new reference device WORK/devices/<name> (see Device)."""
+        dev = Device(self, name, **kw)
+        self.devices.append(dev)
+        return dev
+
+    @classmethod
+    def attach(cls, workdir):
+        """The stack an earlier 'up' left running in workdir (no process handles)."""
+        with open(os.path.join(workdir, "stack.json")) as f:
+            state = json.load(f)
+        build = os.path.dirname(next(iter(state.values()))["exe"])
+        s = cls(build, workdir)
+        for role, st in state.items():
+            s.daemons[role] = Daemon(role, st["port"], os.path.join(s.dir, "conf", role + ".json"),
+                                     os.path.join(s.dir, "log", role + ".log"))
+        return s
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop_all()
         return False
+
+
+class Device:
+    """A reference secondary device: WORK/devices/<name>/device.json and state/, driven with
+    BUILD/dm-app. dm-app's stderr (Figure 4 steps 1, 5, 6) is appended to dm-app.log; the
+    agent logs to state/log/dm-agent.log."""
+
+    APP_TIMEOUT = 120
+
+    def __init__(self, stack, name, hw_id=None, dm_mss_url=None, tls=None,
+                 agent_pubkey=None, bundle_pubkey=None, capability=None, **extra):
+        self.stack = stack
+        self.name = name
+        self.dir = os.path.join(stack.dir, "devices", name)
+        self.state_dir = os.path.join(self.dir, "state")
+        self.config = os.path.join(self.dir, "device.json")
+        self.app_log = os.path.join(self.dir, "dm-app.log")
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        p = lambda n: os.path.join(stack.pki, n)  # noqa: E731
+        self.cfg = {
+            "hw_id": hw_id or "hw-" + name,
+            "state_dir": self.state_dir,
+            "capability": dict(capability or CAPABILITY),
+            "tls": tls or {"cert": p("app.crt"), "key": p("app.key"), "ca": p("ca.crt")},
+            "dm_mss_url": dm_mss_url or stack.url("dm-mss"),
+            "agent_pubkey": agent_pubkey or p("dm-agent-signing.pub"),
+            "bundle_pubkey": bundle_pubkey or p("enrolment-signing.pub"),
+            "retry_max_s": 20,
+        }
+        self.cfg.update(extra)
+        self.write()
+
+    @property
+    def hw_id(self):
+        return self.cfg["hw_id"]
+
+    @property
+    def agent_pid_file(self):
+        return os.path.join(self.state_dir, "agent.pid")
+
+    @property
+    def agent_log(self):
+        return os.path.join(self.state_dir, "log", "dm-agent.log")
+
+    def write(self):
+        with open(self.config, "w") as f:
+            json.dump(self.cfg, f, indent=2)
+
+    def app(self, *args, timeout=None):
+        """Run dm-app -c device.json ARGS; returns CompletedProcess (stdout, stderr text).
+        Output goes through files, not pipes: an agent dm-app starts may inherit them."""
+        out_path = os.path.join(self.dir, "dm-app.out")
+        with open(self.app_log, "ab") as err, open(out_path, "wb") as out:
+            start = err.tell()
+            try:
+                proc = subprocess.run([self.stack.bin("dm-app"), "-c", self.config] +
+                                      list(args), stdout=out, stderr=err,
+                                      stdin=subprocess.DEVNULL,
+                                      timeout=timeout or self.APP_TIMEOUT)
+                rc = proc.returncode
+            except subprocess.TimeoutExpired:
+                rc = None
+        with open(self.app_log, "rb") as f:
+            f.seek(start)
+            stderr = f.read().decode(errors="replace")
+        with open(out_path, "rb") as f:
+            stdout = f.read().decode(errors="replace")
+        if rc is None:
+            raise StackError("dm-app %s timed out:\n%s" % (" ".join(args), stderr))
+        return subprocess.CompletedProcess(args, rc, stdout, stderr)
+
+    def install(self, code=None, offline=None, timeout=None):
+        if offline is not None:
+            return self.app("install", "--offline", offline, timeout=timeout)
+        return self.app("install", "--code", code, timeout=timeout)
+
+    def status(self):
+        r = self.app("status", "--json", timeout=30)
+        if r.returncode != 0:
+            raise StackError("dm-app status failed (%d): %s" % (r.returncode, r.stderr))
+        return json.loads(r.stdout)
+
+    def agent_pids(self):
+        """Every live process running this device's installed agent (state/agent/dm-agent,
+        even if a newer install has replaced the file since): only our dm-app starts those."""
+        return _agent_pids(os.path.join(self.state_dir, "agent"))
+
+    def agent_pid(self):
+        """The pid recorded in agent.pid if that process is this device's agent, else None."""
+        try:
+            with open(self.agent_pid_file) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid in self.agent_pids() else None
+
+    def stop(self):
+        """dm-app stop, then make sure no agent of this device is left (SIGKILL, and an
+        error naming it, if one is)."""
+        if not self.agent_pids():
+            return
+        if os.path.exists(self.config):
+            try:
+                self.app("stop", timeout=30)
+            except StackError:
+                pass
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.agent_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = self.agent_pids()
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        if left:
+            raise StackError("agent(s) of device %s still running after 'dm-app stop' "
+                             "(pids %s); killed" % (self.name, left))
 
 
 def down(workdir):
@@ -240,6 +513,9 @@ def down(workdir):
     with open(path) as f:
         state = json.load(f)
     pids = []
+    for role, pid in _device_agents(workdir):
+        os.kill(pid, signal.SIGTERM)
+        pids.append((role, pid))
     for role, s in state.items():
         pid = s.get("pid")
         if not pid:
@@ -270,6 +546,34 @@ def down(workdir):
     return status
 
 
+def _agent_pids(agent_dir):
+    """Live processes whose executable is in agent_dir (a device's state/agent)."""
+    agent_dir = os.path.realpath(agent_dir)
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            exe = os.readlink("/proc/%s/exe" % entry)
+        except OSError:
+            continue
+        if exe.endswith(" (deleted)"):  # the binary was replaced by a newer install
+            exe = exe[:-len(" (deleted)")]
+        if os.path.dirname(exe) == agent_dir and not _is_zombie(int(entry)):
+            pids.append(int(entry))
+    return pids
+
+
+def _device_agents(workdir):
+    """(name, pid) of the DM agents that devices of this work dir are running."""
+    found = []
+    base = os.path.join(workdir, "devices")
+    for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        for pid in _agent_pids(os.path.join(base, name, "state", "agent")):
+            found.append(("dm-agent of " + name, pid))
+    return found
+
+
 def _is_zombie(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -285,11 +589,27 @@ def main():
     up.add_argument("--build", required=True, help="the CMake build directory")
     up.add_argument("--dir", required=True, help="work directory (PKI, configs, logs, dbs)")
     up.add_argument("--log-level", default="info")
-    dn = sub.add_parser("down", help="stop what 'up' started")
+    dn = sub.add_parser("down", help="stop what 'up' started (and the devices' agents)")
     dn.add_argument("--dir", required=True)
+    dv = sub.add_parser("device", help="write a reference device's config; print its path")
+    dv.add_argument("--dir", required=True)
+    dv.add_argument("--name", required=True)
+    dv.add_argument("--hw-id")
+    st = sub.add_parser("steps", help="print the step lines of a flow from every log, in order")
+    st.add_argument("--dir", required=True)
+    st.add_argument("--flow", default="fig4")
+    st.add_argument("--subject")
     a = ap.parse_args()
     if a.cmd == "down":
         return down(a.dir)
+    if a.cmd == "device":
+        print(Stack.attach(a.dir).device(a.name, hw_id=a.hw_id).config)
+        return 0
+    if a.cmd == "steps":
+        for kv in flow_steps(log_files(a.dir), a.flow, subject=a.subject):
+            print("%-12s step %2d  %s  %s" % (kv["file"].replace(".log", ""), kv["step"],
+                                              kv.get("subject", ""), kv.get("msg", "")))
+        return 0
     s = Stack(a.build, a.dir, log_level=a.log_level)
     try:
         s.start_all()

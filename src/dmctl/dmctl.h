@@ -4,6 +4,9 @@
 
 #include <jansson.h>
 
+#include <event2/event.h>
+
+#include "opendm/httpc.h"
 #include "opendm/tls.h"
 
 /* Exit statuses every command uses. */
@@ -32,5 +35,54 @@ void dmctl_conf_free(struct dmctl_conf *conf);
 int dmctl_pki_main(int argc, char **argv);
 /* dmctl health [ROLE...]: query GET /v1/health of the configured daemons. */
 int dmctl_health_main(const struct dmctl_opts *opts, int argc, char **argv);
+
+/* dmctl agent-package: sign and lay out a DM agent package (local, no daemon). */
+int dmctl_agent_package_main(const struct dmctl_opts *opts, int argc, char **argv);
+/* dmctl subscriber add|suspend|activate ACCOUNT (dm-mss). */
+int dmctl_subscriber_main(const struct dmctl_opts *opts, int argc, char **argv);
+/* dmctl code issue ACCOUNT [--ttl S]: a new activation code (dm-mss). */
+int dmctl_code_main(const struct dmctl_opts *opts, int argc, char **argv);
+/* dmctl device show|revoke HW_ID (dm-mss). */
+int dmctl_device_main(const struct dmctl_opts *opts, int argc, char **argv);
+/* dmctl offline-bundle: an offline installation bundle for one device (dm-mss). */
+int dmctl_offline_bundle_main(const struct dmctl_opts *opts, int argc, char **argv);
+
+/* A session with one configured daemon (api.c). */
+struct dmctl_api {
+	struct dmctl_conf conf;
+	int loaded;
+	struct event_base *base;
+	struct httpc *c;
+	const char *url; /* endpoints[role], borrowed from conf */
+};
+
+/* Load the config and connect-ready a client for endpoints[role]; max_response 0 = 1 MiB.
+ * Returns an exit status (message printed). */
+int dmctl_api_open(struct dmctl_api *a, const struct dmctl_opts *opts, const char *role,
+                   size_t max_response);
+void dmctl_api_close(struct dmctl_api *a);
+/* method path (e.g. "/v1/admin/subscribers") with an optional JSON body. On a 2xx, *out is
+ * the response (caller frees); otherwise an exit status and one stderr line: "dmctl: <code>:
+ * <message>" from the daemon's error, or "dmctl: unreachable: ..." (exit 3). */
+int dmctl_api_raw(struct dmctl_api *a, const char *method, const char *path, const json_t *body,
+                  struct httpc_resp **out);
+/* The same, for a JSON object answer (*out: new reference). */
+int dmctl_api_call(struct dmctl_api *a, const char *method, const char *path, const json_t *body,
+                   json_t **out);
+/* One call to dm-mss; takes body (may be NULL only for GET; NULL for another method means an
+ * allocation failed). */
+int dmctl_api_once(const struct dmctl_opts *opts, const char *method, const char *path,
+                   json_t *body, json_t **out);
+
+/* Small helpers shared by the commands (api.c). */
+int dmctl_print_json(const json_t *doc);
+/* 1 (usage printed on stdout) if -h/--help is among the arguments. */
+int dmctl_want_help(int argc, char **argv, const char *usage);
+/* Print "dmctl: what 'arg'" and the usage on stderr; returns DMCTL_EXIT_USAGE. */
+int dmctl_usage_error(const char *usage, const char *what, const char *arg);
+/* Decimal integer in [min, max]: 0/-1. */
+int dmctl_parse_int(const char *s, long long min, long long max, long long *out);
+/* 1 if s is min..max characters of [A-Za-z0-9] or a character in extra. */
+int dmctl_valid_id(const char *s, size_t min, size_t max, const char *extra);
 
 #endif

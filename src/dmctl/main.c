@@ -15,9 +15,17 @@ static void dmctl_usage(FILE *f)
 	        "usage: dmctl [-c config] [--json] command [args]\n"
 	        "\n"
 	        "commands:\n"
-	        "  pki init DIR      create a development PKI in DIR\n"
-	        "  health [ROLE...]  show the health of the head-end daemons\n"
-	        "  version           print the version\n"
+	        "  pki init DIR                      create a development PKI in DIR\n"
+	        "  health [ROLE...]                  show the health of the head-end daemons\n"
+	        "  agent-package --binary PATH ...   sign and lay out a DM agent package\n"
+	        "  subscriber add|suspend|activate ACCOUNT\n"
+	        "                                    manage a subscriber (dm-mss)\n"
+	        "  code issue ACCOUNT [--ttl S]      issue an activation code (dm-mss)\n"
+	        "  device show|revoke HW_ID          show or revoke a device (dm-mss)\n"
+	        "  offline-bundle --hw-id ID ...     make an offline installation bundle\n"
+	        "  version                           print the version\n"
+	        "\n"
+	        "'dmctl COMMAND --help' describes each command.\n"
 	        "\n"
 	        "The config (default $DMCTL_CONFIG, else /etc/opendm/dmctl.json) names the\n"
 	        "operator certificate and each daemon's URL. Exit status: 0 success, 1 failure,\n"
@@ -44,7 +52,12 @@ static const struct dmctl_cmd {
 	const char *name;
 	int (*fn)(const struct dmctl_opts *, int, char **);
 } dmctl_cmds[] = {
+    {"agent-package", dmctl_agent_package_main},
+    {"code", dmctl_code_main},
+    {"device", dmctl_device_main},
     {"health", dmctl_health},
+    {"offline-bundle", dmctl_offline_bundle_main},
+    {"subscriber", dmctl_subscriber_main},
     {"pki", dmctl_pki},
     {"version", dmctl_version},
     {NULL, NULL},

@@ -145,3 +145,119 @@ def main():
     passed = max(0, result.testsRun - failed - skipped)
     print("e2e: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
     sys.exit(0 if failed == 0 and result.testsRun > 0 else 1)
+
+
+# -- Figure 4 helpers --------------------------------------------------------------------
+
+import sqlite3  # noqa: E402
+import threading  # noqa: E402
+
+logfmt = devstack.logfmt
+flow_steps = devstack.flow_steps
+
+
+def db_query(path, sql, params=()):
+    """Rows of a read-only query on a daemon's SQLite database (it keeps running)."""
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def db_tables(path):
+    return [r[0] for r in db_query(
+        path, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+
+
+def db_snapshot(path):
+    """Every row of every table: to prove a refused request recorded nothing."""
+    return {t: sorted(db_query(path, 'SELECT * FROM "%s"' % t), key=repr)
+            for t in db_tables(path)}
+
+
+def db_find(path, value):
+    """(table, row) of every row with a column equal to value, in any table."""
+    found = []
+    for t in db_tables(path):
+        for row in db_query(path, 'SELECT * FROM "%s"' % t):
+            if value in row:
+                found.append((t, row))
+    return found
+
+
+class Forwarder:
+    """A TCP pass-through on 127.0.0.1 to target_port (TLS goes through untouched), with
+    hooks to inject faults. on_data(fwd, conn_no, direction, data) runs for each chunk
+    before it is relayed ('c2s' client to server, 's2c' back) and returns how many bytes of
+    it to relay, or None for all; fewer than all closes the connection after them."""
+
+    def __init__(self, target_port, on_data=None):
+        self.target_port = target_port
+        self.on_data = on_data
+        self.lock = threading.Lock()
+        self.conns = 0
+        self.bytes = {"c2s": 0, "s2c": 0}
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.url = "https://127.0.0.1:%d" % self.port
+        self.closing = False
+        self.socks = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self.lock:
+                self.conns += 1
+                n = self.conns
+                self.socks += [client, server]
+            for src, dst, d in ((client, server, "c2s"), (server, client, "s2c")):
+                threading.Thread(target=self._pump, args=(n, src, dst, d), daemon=True).start()
+
+    def _pump(self, n, src, dst, direction):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                keep = self.on_data(self, n, direction, data) if self.on_data else None
+                if keep is not None and keep < len(data):
+                    if keep > 0:
+                        dst.sendall(data[:keep])
+                    with self.lock:
+                        self.bytes[direction] += keep
+                    break
+                dst.sendall(data)
+                with self.lock:
+                    self.bytes[direction] += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closing = True
+        self.listener.close()
+        with self.lock:
+            for s in self.socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass

@@ -394,6 +394,20 @@ class BadStartup(unittest.TestCase):
         finally:
             holder.close()
 
+    def test_shipped_example_configs(self):
+        # conf/*.json must stay loadable: same keys, with this run's files in place of the
+        # installed paths.
+        for role in ROLES:
+            with self.subTest(role=role):
+                with open(os.path.join(odmtest.SRC, "conf", role + ".json")) as f:
+                    text = f.read()
+                text = text.replace("/etc/opendm/pki", self.stack.pki)
+                text = text.replace("/var/lib/opendm", os.path.join(self.workdir, "db"))
+                cfg = json.loads(text)
+                cfg["listen"] = {"address": "127.0.0.1", "port": 1}
+                rc, lines, _ = self.run_daemon(role, json.dumps(cfg), args=("-n", "-c"))
+                self.assertEqual(rc, 0, lines)
+
     def test_check_only(self):
         rc, lines, path = self.run_daemon("dm-mss", json.dumps(self.good("dm-mss")),
                                           args=("-n", "-c"))

@@ -24,8 +24,9 @@ static int decode(const char *text, struct capability *c, char *err, size_t errl
 
 static void test_good_roundtrip(void **state)
 {
-	const char *text = "{\"platform\":\"linux-x86_64\",\"tee\":\"trustzone\","
-	                   "\"secure_video_path\":true,\"hdcp\":\"2.2\",\"max_resolution\":\"uhd\"}";
+	const char *text =
+	    "{\"platform\":\"linux-x86_64\",\"tee\":\"trustzone\","
+	    "\"secure_video_path\":true,\"hdcp\":\"2.2\",\"max_resolution\":\"uhd\"}";
 	struct capability c;
 	char err[256];
 	json_t *out, *in = json_loads(text, 0, NULL);
@@ -46,25 +47,32 @@ static void test_refused(void **state)
 	static const struct {
 		const char *text, *needle;
 	} cases[] = {
-	    {"{\"platform\":\"Linux\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":\"none\","
+	    {"{\"platform\":\"Linux\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":"
+	     "\"none\","
 	     "\"max_resolution\":\"sd\"}",
 	     "capability.platform"},
-	    {"{\"platform\":\"../x\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":\"none\","
+	    {"{\"platform\":\"../"
+	     "x\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":\"none\","
 	     "\"max_resolution\":\"sd\"}",
 	     "capability.platform"},
-	    {"{\"platform\":\"linux\",\"tee\":\"magic\",\"secure_video_path\":false,\"hdcp\":\"none\","
+	    {"{\"platform\":\"linux\",\"tee\":\"magic\",\"secure_video_path\":false,\"hdcp\":"
+	     "\"none\","
 	     "\"max_resolution\":\"sd\"}",
 	     "capability.tee"},
-	    {"{\"platform\":\"linux\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":\"3.0\","
+	    {"{\"platform\":\"linux\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":\"3."
+	     "0\","
 	     "\"max_resolution\":\"sd\"}",
 	     "capability.hdcp"},
-	    {"{\"platform\":\"linux\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":\"none\","
+	    {"{\"platform\":\"linux\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":"
+	     "\"none\","
 	     "\"max_resolution\":\"8k\"}",
 	     "capability.max_resolution"},
-	    {"{\"platform\":\"linux\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":\"none\","
+	    {"{\"platform\":\"linux\",\"tee\":\"none\",\"secure_video_path\":false,\"hdcp\":"
+	     "\"none\","
 	     "\"max_resolution\":\"sd\",\"gpu\":\"x\"}",
 	     "gpu"},
-	    {"{\"platform\":\"linux\",\"tee\":\"none\",\"hdcp\":\"none\",\"max_resolution\":\"sd\"}",
+	    {"{\"platform\":\"linux\",\"tee\":\"none\",\"hdcp\":\"none\",\"max_resolution\":"
+	     "\"sd\"}",
 	     "secure_video_path"},
 	};
 	struct capability c;
