@@ -58,7 +58,7 @@ if [ "$(nproc)" -lt 2 ]; then
 	echo "bench: needs 2 CPUs (server on CPU 0, client on CPU 1)" >&2
 	exit 1
 fi
-targets=(dmctl odm-bench)
+targets=(dmctl odm-bench dm-agent)
 [ "$only" = nginx ] || targets+=(dm-mss)
 if [ "$build" = 1 ]; then
 	cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DOPENDM_TESTS=OFF >/dev/null
@@ -160,11 +160,17 @@ http {
 }
 EOF
 
-# (d) dm-mss with the same certificate, key and trust anchor.
+# (d) dm-mss with the same certificate, key and trust anchor. Its role section needs a
+# published agent package to start; the benchmark itself only asks for /v1/health.
+"$bdir/dmctl" agent-package --binary "$bdir/dm-agent" --platform linux-x86_64 --version 0.1.0 \
+	--version-number 1 --key "$pki/dm-agent-signing.key" --out "$tmp/packages" >/dev/null
 cat >"$tmp/dm-mss.json" <<EOF
 {"listen":{"address":"127.0.0.1","port":$dm_port},"database":"$tmp/dm-mss.db",
  "tls":{"cert":"$pki/dm-mss.crt","key":"$pki/dm-mss.key","ca":"$pki/ca.crt"},
- "log_level":"warn","limits":{"max_connections":10000}}
+ "log_level":"warn","limits":{"max_connections":10000},
+ "dm_mss":{"app_ca":"$pki/app-ca.crt","enrolment_key":"$pki/enrolment-signing.key",
+  "agent_pubkey":"$pki/dm-agent-signing.pub","packages_dir":"$tmp/packages",
+  "dm_iss_url":"https://127.0.0.1:1"}}
 EOF
 
 client=(taskset -c 1 "$bdir/odm-bench" --host 127.0.0.1 --cert "$pki/operator.crt"

@@ -98,6 +98,9 @@ void httpd_req_set_abort_cb(struct httpd_req *req, void (*cb)(void *arg), void *
 void httpd_add_header(struct httpd_req *req, const char *name, const char *value);
 /* Reply with a JSON body; steals body. */
 void httpd_reply_json(struct httpd_req *req, int status, json_t *body);
+/* Reply with JSON text the caller already encoded (hot paths such as health that build their
+ * body with snprintf from trusted values, sparing a jansson tree per request). */
+void httpd_reply_json_text(struct httpd_req *req, int status, const char *json);
 /* Reply {"error":{"code":code,"message":...}} with status. */
 void httpd_reply_error(struct httpd_req *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -471,6 +471,17 @@ void httpd_reply_json(struct httpd_req *req, int status, json_t *body)
 	free(text);
 }
 
+void httpd_reply_json_text(struct httpd_req *req, int status, const char *json)
+{
+	if (!httpd_replyable(req, __func__))
+		return;
+	if (status < 100 || status > 599) {
+		log_rerr(req->rid, "invalid status %d", status);
+		status = HTTP_INTERNAL;
+	}
+	httpd_send(req, status, json);
+}
+
 static char *httpd_ascii(const char *s, char *buf, size_t len)
 {
 	size_t i;

@@ -120,7 +120,12 @@ class StackTest(unittest.TestCase):
         try:
             cls.stack.start_all(cls.roles)
         except Exception:
-            cls.stack.stop_all()
+            # tearDownClass does not run when setUpClass fails: clean up here.
+            try:
+                cls.stack.stop_all()
+            finally:
+                if not os.environ.get("ODM_KEEP_TMP"):
+                    shutil.rmtree(cls.workdir, ignore_errors=True)
             raise
         cls.pki = cls.stack.pki
 
