@@ -1,6 +1,5 @@
 /* Unit tests for config: a valid file, defaults, and each way a file can be wrong. */
 #include <sys/stat.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -15,6 +14,7 @@
 #include <cmocka.h>
 
 #include "opendm/config.h"
+#include "testutil.h"
 
 struct role_conf {
 	char *name;
@@ -88,20 +88,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct tctx *t = *state;
-	struct dirent *de;
-	char p[600];
-	DIR *d;
 
-	if ((d = opendir(t->dir)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", t->dir, de->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(t->dir);
+	tu_rmtree(t->dir);
 	free(t);
 	return 0;
 }

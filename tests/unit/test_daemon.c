@@ -19,6 +19,7 @@
 #include "opendm/admin.h"
 #include "opendm/daemon.h"
 #include "opendm/pki.h"
+#include "testutil.h"
 
 struct fixture {
 	char dir[256];
@@ -98,11 +99,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[400];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", f->dir);
+	tu_rmtree(f->dir);
 	free(f);
 	return 0;
 }

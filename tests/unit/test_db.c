@@ -1,6 +1,5 @@
 /* Unit tests for db: migrations, pragmas, statement cache, transactions. */
 #include <sys/stat.h>
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "opendm/db.h"
+#include "testutil.h"
 
 struct tctx {
 	char dir[256];
@@ -65,20 +65,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct tctx *t = *state;
-	struct dirent *de;
-	char p[600];
-	DIR *d;
 
-	if ((d = opendir(t->dir)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", t->dir, de->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(t->dir);
+	tu_rmtree(t->dir);
 	free(t);
 	return 0;
 }

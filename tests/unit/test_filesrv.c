@@ -35,6 +35,7 @@
 #include "opendm/log.h"
 #include "opendm/pki.h"
 #include "opendm/tls.h"
+#include "testutil.h"
 
 #define SMALL_SIZE 1000
 #define BIG_SIZE   (20 * 1024 * 1024)
@@ -74,6 +75,9 @@ struct resp {
 	unsigned char md[32];
 };
 
+/* The certificates name the loopback address the tests connect to. */
+static const char *const leaf_ips[] = {"127.0.0.1", NULL};
+
 static void h_file(struct httpd_req *req, void *arg)
 {
 	struct fx *fx = arg;
@@ -103,25 +107,6 @@ static void path_in(char *out, const char *dir, const char *name)
 	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
 
 	assert_true(n > 0 && n < PATH_MAX);
-}
-
-static void make_leaf(const char *cert_path, const char *key_path, enum pki_profile profile,
-                      const char *cn, X509 *ca, EVP_PKEY *ca_key)
-{
-	static const char *const ips[] = {"127.0.0.1", NULL};
-	struct pki_issue req = {profile, {cn, NULL, NULL}, NULL, ips, NULL, 0, 2};
-	char err[256];
-	EVP_PKEY *key;
-	X509 *cert;
-
-	assert_non_null(key = pki_key_new());
-	cert = pki_issue(&req, key, ca, ca_key, err, sizeof(err));
-	if (cert == NULL)
-		fail_msg("pki_issue %s: %s", cn, err);
-	assert_int_equal(pki_key_write(key_path, key, err, sizeof(err)), 0);
-	assert_int_equal(pki_certs_write(cert_path, &cert, 1, err, sizeof(err)), 0);
-	X509_free(cert);
-	EVP_PKEY_free(key);
 }
 
 static void make_files(struct fx *fx)
@@ -206,8 +191,10 @@ static int group_setup(void **state)
 	if ((ca = pki_issue(&rreq, ca_key, NULL, ca_key, err, sizeof(err))) == NULL)
 		fail_msg("pki_issue root: %s", err);
 	assert_int_equal(pki_certs_write(fx->ca, &ca, 1, err, sizeof(err)), 0);
-	make_leaf(fx->srv_cert, fx->srv_key, PKI_PROFILE_SERVER, "server", ca, ca_key);
-	make_leaf(fx->cli_cert, fx->cli_key, PKI_PROFILE_CLIENT, "client", ca, ca_key);
+	tu_make_leaf(fx->srv_cert, fx->srv_key, PKI_PROFILE_SERVER, "server", NULL, leaf_ips, ca,
+	             ca_key);
+	tu_make_leaf(fx->cli_cert, fx->cli_key, PKI_PROFILE_CLIENT, "client", NULL, leaf_ips, ca,
+	             ca_key);
 	X509_free(ca);
 	EVP_PKEY_free(ca_key);
 	make_files(fx);

@@ -37,6 +37,7 @@
 #include "opendm/log.h"
 #include "opendm/pki.h"
 #include "opendm/tls.h"
+#include "testutil.h"
 
 #define NCONC   50
 #define NHANG   5
@@ -347,25 +348,6 @@ static void path_in(char *out, const char *dir, const char *name)
 	assert_true(n > 0 && n < PATH_MAX);
 }
 
-static void make_leaf(const char *cert_path, const char *key_path, enum pki_profile profile,
-                      const char *cn, const char *const *dns, const char *const *ips, X509 *ca,
-                      EVP_PKEY *ca_key)
-{
-	struct pki_issue req = {profile, {cn, NULL, NULL}, dns, ips, NULL, 0, 2};
-	char err[256];
-	EVP_PKEY *key;
-	X509 *cert;
-
-	assert_non_null(key = pki_key_new());
-	cert = pki_issue(&req, key, ca, ca_key, err, sizeof(err));
-	if (cert == NULL)
-		fail_msg("pki_issue %s: %s", cn, err);
-	assert_int_equal(pki_key_write(key_path, key, err, sizeof(err)), 0);
-	assert_int_equal(pki_certs_write(cert_path, &cert, 1, err, sizeof(err)), 0);
-	X509_free(cert);
-	EVP_PKEY_free(key);
-}
-
 static X509 *make_root(const char *cn, EVP_PKEY **key)
 {
 	struct pki_issue req = {PKI_PROFILE_ROOT, {cn, NULL, NULL}, NULL, NULL, NULL, 0, 2};
@@ -415,13 +397,13 @@ static int group_setup(void **state)
 	ca = make_root("Test Root", &ca_key);
 	evil = make_root("Evil Root", &evil_key);
 	assert_int_equal(pki_certs_write(fx->ca, &ca, 1, err, sizeof(err)), 0);
-	make_leaf(fx->srv_cert, fx->srv_key, PKI_PROFILE_SERVER, "server", dns, ips, ca, ca_key);
-	make_leaf(fx->cli_cert, fx->cli_key, PKI_PROFILE_CLIENT, "device-1", NULL, NULL, ca,
-	          ca_key);
-	make_leaf(fx->evil_cert, fx->evil_key, PKI_PROFILE_SERVER, "server", dns, ips, evil,
-	          evil_key);
-	make_leaf(fx->other_cert, fx->other_key, PKI_PROFILE_SERVER, "other", other, NULL, ca,
-	          ca_key);
+	tu_make_leaf(fx->srv_cert, fx->srv_key, PKI_PROFILE_SERVER, "server", dns, ips, ca, ca_key);
+	tu_make_leaf(fx->cli_cert, fx->cli_key, PKI_PROFILE_CLIENT, "device-1", NULL, NULL, ca,
+	             ca_key);
+	tu_make_leaf(fx->evil_cert, fx->evil_key, PKI_PROFILE_SERVER, "server", dns, ips, evil,
+	             evil_key);
+	tu_make_leaf(fx->other_cert, fx->other_key, PKI_PROFILE_SERVER, "other", other, NULL, ca,
+	             ca_key);
 	assert_int_equal(pki_key_write(fx->loose_key, ca_key, err, sizeof(err)), 0);
 	assert_int_equal(chmod(fx->loose_key, 0644), 0);
 	X509_free(ca);

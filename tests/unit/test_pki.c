@@ -18,6 +18,7 @@
 
 #include "opendm/pki.h"
 #include "../../src/dmctl/dmctl.h"
+#include "testutil.h"
 
 struct fx {
 	char dir[512];
@@ -29,33 +30,13 @@ struct fx {
 static const char *const leaf_dns[] = {"localhost", "dm-mss.opendm.test", NULL};
 static const char *const leaf_ips[] = {"127.0.0.1", "::1", NULL};
 
-static int mkdir_p(const char *path)
-{
-	char buf[512];
-	char *p;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -1;
-	for (p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 static void tmpdir_make(char *buf, size_t len)
 {
 	const char *base = getenv("ODM_TEST_TMP");
 
 	if (base == NULL)
 		base = "/tmp";
-	assert_int_equal(mkdir_p(base), 0);
+	assert_int_equal(tu_mkdir_p(base), 0);
 	assert_true(snprintf(buf, len, "%s/pki.XXXXXX", base) < (int)len);
 	assert_non_null(mkdtemp(buf));
 }

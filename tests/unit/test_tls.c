@@ -22,6 +22,7 @@
 
 #include "opendm/pki.h"
 #include "opendm/tls.h"
+#include "testutil.h"
 
 struct fx {
 	char dir[512];
@@ -32,26 +33,6 @@ struct fx {
 
 static const char *const srv_dns[] = {"localhost", NULL};
 static const char *const srv_ips[] = {"127.0.0.1", NULL};
-
-static int mkdir_p(const char *path)
-{
-	char buf[512];
-	char *p;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -1;
-	for (p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-		return -1;
-	return 0;
-}
 
 static void path_in(char *buf, size_t len, const char *dir, const char *name)
 {
@@ -150,7 +131,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	if (base == NULL)
 		base = "/tmp";
-	assert_int_equal(mkdir_p(base), 0);
+	assert_int_equal(tu_mkdir_p(base), 0);
 	assert_true(snprintf(f->dir, sizeof(f->dir), "%s/tls.XXXXXX", base) < (int)sizeof(f->dir));
 	assert_non_null(mkdtemp(f->dir));
 	path_in(f->ca, sizeof(f->ca), f->dir, "ca.crt");
