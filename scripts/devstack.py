@@ -23,6 +23,7 @@ import argparse
 import copy
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -44,11 +45,30 @@ class StackError(Exception):
     pass
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A port that was free a moment ago on 127.0.0.1 (the daemon binds it next)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that was free a moment ago on 127.0.0.1 (the daemon binds it next).
+
+    Chosen below the kernel's ephemeral range, so that no outgoing connection (a test
+    client, an agent, curl) can be handed it between this check and the daemon's bind."""
+    high = min(_ephemeral_low(), 65536) - 1
+    low = max(1024, high - 12000)
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise StackError("no free port in %d-%d" % (low, high))
 
 
 class Daemon:
@@ -298,10 +318,21 @@ class Stack:
         for r in roles:
             if r not in self.daemons:
                 self.add(r)
-        self.write_configs()
-        self.write_dmctl_conf()
-        for r in roles:
-            self.start(r)
+        # Another test run may bind a port between our check and the daemon's bind: then
+        # start again on fresh ports (configs refer to each other, so all of them move).
+        for attempt in range(3):
+            self.write_configs()
+            self.write_dmctl_conf()
+            try:
+                for r in roles:
+                    self.start(r)
+                break
+            except StackError as e:
+                if "Address already in use" not in str(e) or attempt == 2:
+                    raise
+                self.stop_all()
+                for d in self.daemons.values():
+                    d.port = free_port()
         self.save_state()
 
     def stop(self, role, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
