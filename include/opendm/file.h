@@ -16,6 +16,8 @@ char *file_read(const char *path, size_t max, size_t *len, char *err, size_t err
  */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err,
                       size_t errlen);
+/* 0 if path is a regular file this process can open for reading, else -1 + message. */
+int file_check_readable(const char *path, char *err, size_t errlen);
 /* 0 if path is a regular file not readable/writable by group or others, else -1 + message. */
 int file_check_private(const char *path, char *err, size_t errlen);
 

@@ -60,25 +60,11 @@ static const struct schema_field cfg_fields[] = {
 static int check_readable(const char *cfgpath, const char *key, const char *path, char *err,
                           size_t errlen)
 {
-	struct stat st;
-	int fd;
+	char why[512];
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1 || fstat(fd, &st) == -1) {
-		log_seterr(err, errlen, __func__, "%s: key '%s': %s: %s", cfgpath, key, path,
-		           strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		log_seterr(err, errlen, __func__, "%s: key '%s': %s: not a regular file", cfgpath,
-		           key, path);
-		goto fail;
-	}
-	close(fd);
-	return 0;
-fail:
-	if (fd != -1)
-		close(fd);
+	if (file_check_readable(path, why, sizeof(why)) == 0)
+		return 0;
+	log_seterr(err, errlen, __func__, "%s: key '%s': %s", cfgpath, key, why);
 	return -1;
 }
 

@@ -181,26 +181,18 @@ fail:
 	return -1;
 }
 
-int file_check_private(const char *path, char *err, size_t errlen)
+/* Open, then fstat: the mode we report is that of the file a reader will get. */
+static int file_stat_regular(const char *path, struct stat *st, char *err, size_t errlen)
 {
-	struct stat st;
 	int fd;
 
-	/* Open, then fstat: the mode we check is that of the file a reader will get. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1 || fstat(fd, &st) == -1) {
+	if (fd == -1 || fstat(fd, st) == -1) {
 		log_seterr(err, errlen, __func__, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		log_seterr(err, errlen, __func__, "%s: not a regular file", path);
-		goto fail;
-	}
-	if ((st.st_mode & 077) != 0) {
-		log_seterr(
-		    err, errlen, __func__,
-		    "%s: private key is readable by group or others (mode %04o); chmod 600 it",
-		    path, (unsigned int)(st.st_mode & 07777));
 		goto fail;
 	}
 	close(fd);
@@ -209,4 +201,27 @@ fail:
 	if (fd != -1)
 		close(fd);
 	return -1;
+}
+
+int file_check_readable(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	return file_stat_regular(path, &st, err, errlen);
+}
+
+int file_check_private(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (file_stat_regular(path, &st, err, errlen) == -1)
+		return -1;
+	if ((st.st_mode & 077) != 0) {
+		log_seterr(
+		    err, errlen, __func__,
+		    "%s: private key is readable by group or others (mode %04o); chmod 600 it",
+		    path, (unsigned int)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
 }
