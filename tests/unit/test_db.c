@@ -43,17 +43,11 @@ static const struct db_migration unordered[] = {
 
 static int setup(void **state)
 {
-	const char *base = getenv("ODM_TEST_TMP");
 	struct tctx *t = calloc(1, sizeof(*t));
 
 	if (t == NULL)
 		return -1;
-	if (base != NULL && base[0] != '\0') {
-		mkdir(base, 0700);
-		snprintf(t->dir, sizeof(t->dir), "%s/db.XXXXXX", base);
-	} else
-		snprintf(t->dir, sizeof(t->dir), "/tmp/odm-db.XXXXXX");
-	if (mkdtemp(t->dir) == NULL) {
+	if (tu_tmpdir(t->dir, sizeof(t->dir), "db") == -1) {
 		free(t);
 		return -1;
 	}

@@ -160,22 +160,15 @@ static int group_setup(void **state)
 	struct pki_issue rreq = {
 	    PKI_PROFILE_ROOT, {"Test Root", NULL, NULL}, NULL, NULL, NULL, 0, 2};
 	struct httpd_conf hc = {"127.0.0.1", 0, 64 * 1024, 16 * 1024, 16, 30};
-	const char *base = getenv("ODM_TEST_TMP");
 	struct tls_conf stc, ctc;
 	EVP_PKEY *ca_key;
 	struct fx *fx;
 	char err[256];
 	X509 *ca;
-	int n;
 
 	log_init("test_filesrv", LOG_LVL_ERR);
-	if (base == NULL)
-		base = "/tmp";
-	(void)mkdir(base, 0700);
 	assert_non_null(fx = calloc(1, sizeof(*fx)));
-	n = snprintf(fx->dir, sizeof(fx->dir), "%s/filesrv.XXXXXX", base);
-	assert_true(n > 0 && (size_t)n < sizeof(fx->dir));
-	assert_non_null(mkdtemp(fx->dir));
+	assert_int_equal(tu_tmpdir(fx->dir, sizeof(fx->dir), "filesrv"), 0);
 	path_in(fx->ca, fx->dir, "ca.pem");
 	path_in(fx->srv_cert, fx->dir, "server.pem");
 	path_in(fx->srv_key, fx->dir, "server.key");

@@ -366,23 +366,16 @@ static int group_setup(void **state)
 	static const char *const dns[] = {"localhost", NULL};
 	static const char *const other[] = {"other.example", NULL};
 	static const char *const ips[] = {"127.0.0.1", NULL};
-	const char *base = getenv("ODM_TEST_TMP");
 	struct fx *fx;
 	EVP_PKEY *ca_key, *evil_key;
 	X509 *ca, *evil;
 	char err[256];
-	int n;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
 	log_init("test_httpc", LOG_LVL_ERR);
-	if (base == NULL)
-		base = "/tmp";
-	(void)mkdir(base, 0700);
 	assert_non_null(fx = calloc(1, sizeof(*fx)));
-	n = snprintf(fx->dir, sizeof(fx->dir), "%s/httpc.XXXXXX", base);
-	assert_true(n > 0 && (size_t)n < sizeof(fx->dir));
-	assert_non_null(mkdtemp(fx->dir));
+	assert_int_equal(tu_tmpdir(fx->dir, sizeof(fx->dir), "httpc"), 0);
 	path_in(fx->ca, fx->dir, "ca.pem");
 	path_in(fx->srv_cert, fx->dir, "server.pem");
 	path_in(fx->srv_key, fx->dir, "server.key");

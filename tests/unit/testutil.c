@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,4 +43,19 @@ static int tu_rm_one(const char *path, const struct stat *st, int type, struct F
 void tu_rmtree(const char *dir)
 {
 	nftw(dir, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int tu_tmpdir(char *buf, size_t len, const char *name)
+{
+	const char *base = getenv("ODM_TEST_TMP");
+	int n;
+
+	if (base == NULL || base[0] == '\0')
+		base = "/tmp";
+	if (tu_mkdir_p(base) == -1)
+		return -1;
+	n = snprintf(buf, len, "%s/%s.XXXXXX", base, name);
+	if (n < 0 || (size_t)n >= len || mkdtemp(buf) == NULL)
+		return -1;
+	return 0;
 }
