@@ -56,5 +56,11 @@ struct cfg_role_section {
 int cfg_load(const char *path, const struct cfg_role_section *role, struct cfg_daemon *out,
              char *err, size_t errlen);
 void cfg_free(const struct cfg_role_section *role, struct cfg_daemon *cfg);
+/*
+ * A role's https URL setting (section.key) checked and copied without its trailing '/', so
+ * that "/v1/..." can be appended. malloc'd, or NULL with "key 'section.key': why" in err.
+ */
+char *cfg_https_url(const char *section, const char *key, const char *url, char *err,
+                    size_t errlen);
 
 #endif

@@ -73,4 +73,12 @@ void httpc_resp_free(struct httpc_resp *resp);
 struct httpc_resp *httpc_download_sync(struct httpc *c, const char *url, const char *rid,
                                        const char *path, const char *etag, int64_t max_size);
 
+/*
+ * The same download without blocking: cb(resp, arg) runs from the loop once the transfer
+ * ends, with the file in the state described above (resp->error set on a cut or stall).
+ * httpc_free() cancels it without calling back. 0/-1 (nothing started, cb never called).
+ */
+int httpc_download(struct httpc *c, const char *url, const char *rid, const char *path,
+                   const char *etag, int64_t max_size, httpc_cb cb, void *arg);
+
 #endif

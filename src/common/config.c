@@ -191,3 +191,31 @@ void cfg_free(const struct cfg_role_section *role, struct cfg_daemon *cfg)
 		cfg->role = NULL;
 	}
 }
+
+char *cfg_https_url(const char *section, const char *key, const char *url, char *err, size_t errlen)
+{
+	size_t i, len = strlen(url);
+	char *copy;
+
+	/* Peers are told to go there with their certificate: only https will do, and nothing
+	 * a path could be glued onto badly. */
+	if (strncmp(url, "https://", 8) != 0 || len <= 8 || url[8] == '/') {
+		snprintf(err, errlen, "key '%s.%s': must be an https:// URL", section, key);
+		return NULL;
+	}
+	for (i = 0; i < len; i++) {
+		if (url[i] <= ' ' || url[i] >= 0x7f || url[i] == '?' || url[i] == '#' ||
+		    url[i] == '"' || url[i] == '\\') {
+			snprintf(err, errlen, "key '%s.%s': invalid character in URL", section,
+			         key);
+			return NULL;
+		}
+	}
+	if ((copy = strdup(url)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	while (len > 8 && copy[len - 1] == '/')
+		copy[--len] = '\0';
+	return copy;
+}

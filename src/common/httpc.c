@@ -77,6 +77,9 @@ struct httpc_dl {
 	int mode;            /* 0 undecided, 1 to the file, 2 to memory */
 	int failed;          /* a local write error or a mismatched range */
 	char why[128];
+	int owned;        /* httpc_download(): freed (and fd closed) with the transfer */
+	httpc_cb user_cb; /* httpc_download(): the caller's callback */
+	void *user_arg;
 };
 
 /* A response plus room for its error text, so a copy owns everything it points to. */
@@ -246,6 +249,11 @@ static void httpc_xfer_free(struct httpc_xfer *x)
 		curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->headers);
 	free(x->buf);
+	if (x->dl != NULL && x->dl->owned) {
+		if (x->dl->fd != -1)
+			close(x->dl->fd);
+		free(x->dl);
+	}
 	free(x);
 }
 
@@ -674,24 +682,24 @@ static struct httpc_xfer *httpc_start(struct httpc *c, const char *method, const
 
 	if (c == NULL || c->dying || method == NULL || url == NULL || cb == NULL) {
 		log_err("invalid arguments");
-		return NULL;
+		goto fail;
 	}
 	if (strnlen(url, HTTPC_MAX_URL) >= HTTPC_MAX_URL) {
 		log_rerr(rid, "URL too long");
-		return NULL;
+		goto fail;
 	}
 	if (rid != NULL && !httpc_rid_ok(rid, strnlen(rid, HTTPC_RID_MAX + 1))) {
 		log_err("invalid request id");
-		return NULL;
+		goto fail;
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0 &&
 	    strcmp(method, "PUT") != 0 && strcmp(method, "DELETE") != 0) {
 		log_rerr(rid, "unsupported method");
-		return NULL;
+		goto fail;
 	}
 	if ((x = calloc(1, sizeof(*x))) == NULL) {
 		log_rerr(rid, "out of memory");
-		return NULL;
+		goto fail;
 	}
 	x->c = c;
 	x->cb = cb;
@@ -767,7 +775,13 @@ static struct httpc_xfer *httpc_start(struct httpc *c, const char *method, const
 	return x;
 fail:
 	free(text);
-	httpc_xfer_free(x);
+	if (x != NULL)
+		httpc_xfer_free(x);
+	else if (dl != NULL && dl->owned) {
+		/* Not attached to a transfer yet, so not freed with one. */
+		close(dl->fd);
+		free(dl);
+	}
 	return NULL;
 }
 
@@ -878,51 +892,101 @@ static int httpc_etag_ok(const char *etag)
 	return 1;
 }
 
+/* Open path for appending and fill dl for a download of at most max_size. NULL, or a
+ * message into text. */
+static int httpc_dl_open(struct httpc_dl *dl, const char *path, const char *etag, int64_t max_size,
+                         char *text, size_t len)
+{
+	struct stat sb;
+
+	memset(dl, 0, sizeof(*dl));
+	dl->fd = -1;
+	dl->range_start = -1;
+	if (path == NULL || max_size <= 0 || (etag != NULL && !httpc_etag_ok(etag))) {
+		snprintf(text, len, "invalid download arguments");
+		return -1;
+	}
+	if ((dl->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600)) ==
+	    -1) {
+		snprintf(text, len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(dl->fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		snprintf(text, len, "%s: not a regular file", path);
+		goto fail;
+	}
+	dl->have = (int64_t)sb.st_size;
+	dl->max_size = max_size;
+	if (dl->have > max_size) {
+		/* Cannot be the file we want: start over rather than ask for a bogus range. */
+		if (ftruncate(dl->fd, 0) == -1) {
+			snprintf(text, len, "%s: truncate: %s", path, strerror(errno));
+			goto fail;
+		}
+		dl->have = 0;
+	}
+	return 0;
+fail:
+	close(dl->fd);
+	dl->fd = -1;
+	return -1;
+}
+
+/* What every finished download does to its file before the caller sees the answer. */
+static void httpc_dl_finish(struct httpc_dl *dl, const struct httpc_resp *r, const char *rid)
+{
+	/* An empty 200 never reached the write callback: the file is still the old part. */
+	if (r != NULL && r->error == NULL && r->status == 200 && dl->mode == 0 &&
+	    ftruncate(dl->fd, 0) == -1)
+		log_rerr(rid, "truncate: %s", strerror(errno));
+	if (r != NULL && r->error == NULL && dl->mode == 1 && fsync(dl->fd) == -1)
+		log_rwarn(rid, "fsync: %s", strerror(errno));
+}
+
 struct httpc_resp *httpc_download_sync(struct httpc *c, const char *url, const char *rid,
                                        const char *path, const char *etag, int64_t max_size)
 {
 	struct httpc_dl dl;
 	struct httpc_sync st = {NULL, 0};
 	struct httpc_resp *r;
-	struct stat sb;
 	char text[PATH_MAX + 64];
 
-	memset(&dl, 0, sizeof(dl));
-	dl.fd = -1;
-	dl.range_start = -1;
-	if (path == NULL || max_size <= 0 || (etag != NULL && !httpc_etag_ok(etag)))
-		return httpc_sync_error("invalid download arguments");
-	if ((dl.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600)) ==
-	    -1) {
-		snprintf(text, sizeof(text), "%s: %s", path, strerror(errno));
+	if (httpc_dl_open(&dl, path, etag, max_size, text, sizeof(text)) == -1)
 		return httpc_sync_error(text);
-	}
-	if (fstat(dl.fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		snprintf(text, sizeof(text), "%s: not a regular file", path);
-		close(dl.fd);
-		return httpc_sync_error(text);
-	}
-	dl.have = (int64_t)sb.st_size;
-	dl.max_size = max_size;
-	if (dl.have > max_size) {
-		/* Cannot be the file we want: start over rather than ask for a bogus range. */
-		if (ftruncate(dl.fd, 0) == -1) {
-			snprintf(text, sizeof(text), "%s: truncate: %s", path, strerror(errno));
-			close(dl.fd);
-			return httpc_sync_error(text);
-		}
-		dl.have = 0;
-	}
 	r = httpc_sync_wait(c, httpc_start(c, "GET", url, rid, NULL, httpc_sync_cb, &st, &dl, etag),
 	                    &st);
-	/* An empty 200 never reached the write callback: the file is still the old part. */
-	if (r != NULL && r->error == NULL && r->status == 200 && dl.mode == 0 &&
-	    ftruncate(dl.fd, 0) == -1)
-		log_rerr(rid, "%s: truncate: %s", path, strerror(errno));
-	if (r != NULL && r->error == NULL && dl.mode == 1 && fsync(dl.fd) == -1)
-		log_rwarn(rid, "%s: fsync: %s", path, strerror(errno));
+	httpc_dl_finish(&dl, r, rid);
 	close(dl.fd);
 	return r;
+}
+
+static void httpc_download_cb(struct httpc_resp *resp, void *arg)
+{
+	struct httpc_dl *dl = arg;
+
+	httpc_dl_finish(dl, resp, resp->rid);
+	dl->user_cb(resp, dl->user_arg);
+}
+
+int httpc_download(struct httpc *c, const char *url, const char *rid, const char *path,
+                   const char *etag, int64_t max_size, httpc_cb cb, void *arg)
+{
+	struct httpc_dl *dl;
+	char text[PATH_MAX + 64];
+
+	if (cb == NULL || (dl = malloc(sizeof(*dl))) == NULL)
+		return -1;
+	if (httpc_dl_open(dl, path, etag, max_size, text, sizeof(text)) == -1) {
+		log_rerr(rid, "%s", text);
+		free(dl);
+		return -1;
+	}
+	dl->owned = 1;
+	dl->user_cb = cb;
+	dl->user_arg = arg;
+	/* From here dl belongs to the transfer, freed with it even when it cannot start. */
+	return httpc_start(c, "GET", url, rid, NULL, httpc_download_cb, dl, dl, etag) == NULL ? -1
+	                                                                                      : 0;
 }
 
 void httpc_resp_free(struct httpc_resp *resp)

@@ -50,31 +50,6 @@ static const struct httpd_route dm_iss_routes[] = {
     {0, NULL, NULL, NULL, 0},
 };
 
-/* An https URL with a host and nothing a path could be glued onto badly. */
-static char *dm_iss_url(const char *key, const char *url, char *err, size_t errlen)
-{
-	size_t i, len = strlen(url);
-	char *copy;
-
-	if (strncmp(url, "https://", 8) != 0 || len <= 8) {
-		snprintf(err, errlen, "dm_iss.%s: must be an https:// URL", key);
-		return NULL;
-	}
-	for (i = 0; i < len; i++) {
-		if (url[i] <= ' ' || url[i] >= 0x7f || url[i] == '?' || url[i] == '#') {
-			snprintf(err, errlen, "dm_iss.%s: invalid character in URL", key);
-			return NULL;
-		}
-	}
-	if ((copy = strdup(url)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	while (len > 8 && copy[len - 1] == '/')
-		copy[--len] = '\0';
-	return copy;
-}
-
 static int dm_iss_load_ca(struct dm_iss *s, const struct dm_iss_conf *c, char *err, size_t errlen)
 {
 	STACK_OF(X509) * certs;
@@ -153,9 +128,10 @@ static int dm_iss_init(struct daemon_ctx *d)
 	    (s->enrolment_pub = pki_pubkey_load(c->enrolment_pubkey, err, sizeof(err))) == NULL ||
 	    dm_iss_load_ca(s, c, err, sizeof(err)) == -1 ||
 	    dm_iss_load_bundle(s, c, err, sizeof(err)) == -1 ||
-	    (s->dm_mss_url = dm_iss_url("dm_mss_url", c->dm_mss_url, err, sizeof(err))) == NULL ||
-	    (s->cdcs_pss_url = dm_iss_url("cdcs_pss_url", c->cdcs_pss_url, err, sizeof(err))) ==
-	        NULL)
+	    (s->dm_mss_url =
+	         cfg_https_url("dm_iss", "dm_mss_url", c->dm_mss_url, err, sizeof(err))) == NULL ||
+	    (s->cdcs_pss_url = cfg_https_url("dm_iss", "cdcs_pss_url", c->cdcs_pss_url, err,
+	                                     sizeof(err))) == NULL)
 		goto fail;
 	s->cert_days = c->cert_days > 0 ? c->cert_days : DM_ISS_CERT_DAYS_DEFAULT;
 

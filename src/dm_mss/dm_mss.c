@@ -70,19 +70,6 @@ int64_t dm_mss_bundle_ttl(const struct daemon_ctx *d)
 	return v > 0 ? v : DM_MSS_BUNDLE_TTL;
 }
 
-/* Devices are told to go there, with their certificate: only an https URL will do. */
-static int dm_mss_url_ok(const char *u)
-{
-	const char *p;
-
-	if (strncmp(u, "https://", 8) != 0 || u[8] == '\0' || u[8] == '/')
-		return 0;
-	for (p = u; *p != '\0'; p++)
-		if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
-			return 0;
-	return 1;
-}
-
 static void dm_mss_fini(struct daemon_ctx *d)
 {
 	struct dm_mss_state *st = d->role_state;
@@ -101,6 +88,7 @@ static int dm_mss_init(struct daemon_ctx *d)
 	struct dm_mss_state *st;
 	char err[DM_MSS_ERRLEN];
 	EVP_PKEY *agent_pub = NULL;
+	char *url;
 	size_t i;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
@@ -108,10 +96,13 @@ static int dm_mss_init(struct daemon_ctx *d)
 		return -1;
 	}
 	d->role_state = st;
-	if (!dm_mss_url_ok(c->dm_iss_url)) {
-		log_err("%s: key 'dm_mss.dm_iss_url': must be an https:// URL", d->config_path);
+	/* Checked only: devices are given the configured text as it is. */
+	if ((url = cfg_https_url("dm_mss", "dm_iss_url", c->dm_iss_url, err, sizeof(err))) ==
+	    NULL) {
+		log_err("%s: %s", d->config_path, err);
 		goto fail;
 	}
+	free(url);
 	if (pki_cert_file_fingerprint(c->app_ca, 0, st->app_ca_fp, err, sizeof(err)) == -1 ||
 	    (st->enrol_key = pki_key_load(c->enrolment_key, err, sizeof(err))) == NULL ||
 	    (agent_pub = pki_pubkey_load(c->agent_pubkey, err, sizeof(err))) == NULL ||

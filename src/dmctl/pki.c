@@ -22,6 +22,12 @@
  *   vendor-b-signing.key/.pub         approval of a CDCS
  *   operator-signing.key/.pub
  *   enrolment-signing.key/.pub      dm-mss signs enrolment tokens and offline bundles
+ *   download-ticket-signing.key/.pub  cdcs-mss signs CDCS download tickets (Figure 5)
+ *   perso-ticket-signing.key/.pub   cdcs-iss signs CDCS personalization tickets
+ *   entitlement-keys.json           the sample CA/DRM systems' entitlement keys, a JWK Set
+ *                                   (RFC 7517, kty "oct", 256 bits, kid
+ *                                   "<vendor>/<cdcs>/<level>"): cdcs-iss personalizes CDCSs
+ *                                   with them, dmctl content encrypt protects content
  *
  * Every leaf .crt holds the leaf then its intermediate, ready for a TLS server or client.
  * root-ca.key is written last: its presence means a complete PKI, so init refuses to touch a
@@ -33,7 +39,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjose/cjose.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
+
+#include "opendm/file.h"
 
 #include "opendm/pki.h"
 #include "dmctl.h"
@@ -75,9 +87,64 @@ static const struct {
 };
 
 static const char *const dev_signers[] = {
-    "dm-agent-signing", "vendor-a-signing",  "vendor-b-signing",
-    "operator-signing", "enrolment-signing",
+    "dm-agent-signing",  "vendor-a-signing",        "vendor-b-signing",     "operator-signing",
+    "enrolment-signing", "download-ticket-signing", "perso-ticket-signing",
 };
+
+static int pki_path(char *buf, size_t len, const char *dir, const char *name, const char *ext,
+                    char *err, size_t errlen);
+
+/* The sample CA/DRM systems and the entitlement levels the development keys cover. */
+static const char *const dev_systems[] = {"vendor-a/sample-ca", "vendor-b/sample-drm"};
+static const char *const dev_levels[] = {"basic", "premium", "uhd"};
+
+/* entitlement-keys.json: one random 256-bit key per system and level. */
+static int pki_entitlement_keys(const char *dir, char *err, size_t errlen)
+{
+	unsigned char raw[32];
+	char path[PATH_MAX], kid[128], *k = NULL, *text = NULL;
+	size_t i, j, klen;
+	cjose_err cerr;
+	json_t *set = NULL, *keys;
+	int rc = -1;
+
+	if ((set = json_pack("{s:[]}", "keys")) == NULL)
+		goto fail;
+	keys = json_object_get(set, "keys");
+	for (i = 0; i < sizeof(dev_systems) / sizeof(dev_systems[0]); i++) {
+		for (j = 0; j < sizeof(dev_levels) / sizeof(dev_levels[0]); j++) {
+			if (RAND_bytes(raw, sizeof(raw)) != 1 ||
+			    !cjose_base64url_encode(raw, sizeof(raw), &k, &klen, &cerr))
+				goto fail;
+			snprintf(kid, sizeof(kid), "%s/%s", dev_systems[i], dev_levels[j]);
+			if (json_array_append_new(keys, json_pack("{s:s, s:s, s:s}", "kty", "oct",
+			                                          "kid", kid, "k", k)) == -1)
+				goto fail;
+			OPENSSL_cleanse(k, klen);
+			free(k);
+			k = NULL;
+		}
+	}
+	if ((text = json_dumps(set, JSON_INDENT(2))) == NULL ||
+	    pki_path(path, sizeof(path), dir, "entitlement-keys", "json", err, errlen) == -1 ||
+	    file_write_atomic(path, text, strlen(text), 0600, err, errlen) == -1)
+		goto fail;
+	rc = 0;
+fail:
+	if (rc == -1 && err[0] == '\0')
+		snprintf(err, errlen, "cannot make the entitlement keys");
+	OPENSSL_cleanse(raw, sizeof(raw));
+	if (k != NULL) {
+		OPENSSL_cleanse(k, klen);
+		free(k);
+	}
+	if (text != NULL) {
+		OPENSSL_cleanse(text, strlen(text));
+		free(text);
+	}
+	json_decref(set);
+	return rc;
+}
 
 static int pki_path(char *buf, size_t len, const char *dir, const char *name, const char *ext,
                     char *err, size_t errlen)
@@ -238,6 +305,13 @@ static int pki_init(const char *dir)
 		EVP_PKEY_free(key);
 		key = NULL;
 	}
+
+	what = "entitlement-keys.json";
+	err[0] = '\0';
+	if (pki_entitlement_keys(dir, err, sizeof(err)) == -1)
+		goto fail;
+	printf("%-18s entitlement keys of the sample CA/DRM systems (JWK Set)\n",
+	       "entitlement-keys.json");
 
 	what = "ca.crt and root-ca.key";
 	if (pki_path(path, sizeof(path), dir, "ca", "crt", err, sizeof(err)) == -1 ||
