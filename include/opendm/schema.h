@@ -20,11 +20,19 @@ enum schema_type {
 	SCHEMA_OBJECT,  /* nested struct at offset, described by sub */
 	SCHEMA_STRLIST, /* struct schema_strlist; each string length in [min, max]; at most
 	                   max_items */
-	SCHEMA_JSON,    /* json_t * (new reference), any JSON object; validated by the caller */
+	SCHEMA_JSON,    /* json_t * (new reference), any JSON value; validated by the caller */
+	SCHEMA_OBJLIST, /* struct schema_objlist: an array of objects, each decoded with sub into
+	                   an element of max bytes (sizeof the element struct); at least min and
+	                   at most max_items elements */
 };
 
 struct schema_strlist {
 	char **v;
+	size_t n;
+};
+
+struct schema_objlist {
+	void *v; /* n elements of the field's elem_size bytes */
 	size_t n;
 };
 
@@ -36,7 +44,7 @@ struct schema_field {
 	int64_t min;                    /* STRING/STRLIST: min length; INT: min value */
 	int64_t max;                    /* STRING/STRLIST: max length; INT: max value */
 	size_t max_items;               /* STRLIST only */
-	const struct schema_field *sub; /* OBJECT only; table ends with key == NULL */
+	const struct schema_field *sub; /* OBJECT, OBJLIST; table ends with key == NULL */
 };
 
 #define SCHEMA_END                                                                                 \

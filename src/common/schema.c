@@ -148,6 +148,58 @@ static int decode_strlist(struct sctx *c, const json_t *v, const struct schema_f
 static int decode_object(struct sctx *c, const json_t *obj, const struct schema_field *fields,
                          char *out, const char *prefix);
 
+static void free_objlist(const struct schema_field *f, struct schema_objlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		schema_free(f->sub, (char *)l->v + i * (size_t)f->max);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int decode_objlist(struct sctx *c, const json_t *v, const struct schema_field *f,
+                          const char *path, struct schema_objlist *l)
+{
+	char ipath[SCHEMA_PATH_MAX + 32];
+	const json_t *item;
+	size_t i, n;
+
+	if (!json_is_array(v)) {
+		fail_msg(c, "key '%s': expected array of objects", path);
+		return -1;
+	}
+	n = json_array_size(v);
+	if (n > f->max_items || (int64_t)n < f->min) {
+		fail_msg(c, "key '%s': %zu items, %lld to %zu allowed", path, n, (long long)f->min,
+		         f->max_items);
+		return -1;
+	}
+	if (f->sub == NULL || (size_t)f->max == 0) {
+		fail_msg(c, "key '%s': schema has no table for these objects", path);
+		return -1;
+	}
+	free_objlist(f, l);
+	if ((l->v = calloc(n > 0 ? n : 1, (size_t)f->max)) == NULL) {
+		fail_msg(c, "key '%s': out of memory", path);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+		item = json_array_get(v, i);
+		/* Counted before decoding, so a half-decoded element is freed with the rest. */
+		l->n++;
+		if (!json_is_object(item)) {
+			fail_msg(c, "key '%s': expected object", ipath);
+			return -1;
+		}
+		if (decode_object(c, item, f->sub, (char *)l->v + i * (size_t)f->max, ipath) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 static int decode_field(struct sctx *c, const json_t *v, const struct schema_field *f, char *out,
                         const char *path)
 {
@@ -189,6 +241,9 @@ static int decode_field(struct sctx *c, const json_t *v, const struct schema_fie
 	case SCHEMA_STRLIST:
 		return decode_strlist(c, v, f, path,
 		                      (struct schema_strlist *)(void *)(out + f->offset));
+	case SCHEMA_OBJLIST:
+		return decode_objlist(c, v, f, path,
+		                      (struct schema_objlist *)(void *)(out + f->offset));
 	case SCHEMA_JSON: {
 		json_t **slot = (json_t **)(void *)(out + f->offset);
 
@@ -282,6 +337,9 @@ void schema_free(const struct schema_field *fields, void *out)
 			break;
 		case SCHEMA_OBJECT:
 			schema_free(f->sub, base + f->offset);
+			break;
+		case SCHEMA_OBJLIST:
+			free_objlist(f, (struct schema_objlist *)(void *)(base + f->offset));
 			break;
 		case SCHEMA_INT:
 		case SCHEMA_BOOL:

@@ -296,6 +296,80 @@ static void test_long_error_truncated(void **state)
 	json_decref(j);
 }
 
+struct ol_item {
+	char *name;
+	int64_t n;
+};
+
+struct ol_body {
+	struct schema_objlist items;
+};
+
+static const struct schema_field ol_item_fields[] = {
+    {"name", SCHEMA_STRING, offsetof(struct ol_item, name), 1, 1, 8, 0, NULL},
+    {"n", SCHEMA_INT, offsetof(struct ol_item, n), 0, 0, 9, 0, NULL},
+    SCHEMA_END,
+};
+
+static const struct schema_field ol_fields[] = {
+    {"items", SCHEMA_OBJLIST, offsetof(struct ol_body, items), 1, 1, sizeof(struct ol_item), 2,
+     ol_item_fields},
+    SCHEMA_END,
+};
+
+/* Decode text into b; 0/-1 with err. */
+static int ol_decode(const char *text, struct ol_body *b, char *err, size_t len)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	int rc;
+
+	assert_non_null(j);
+	memset(b, 0, sizeof(*b));
+	rc = schema_decode(j, ol_fields, b, "body", err, len);
+	json_decref(j);
+	return rc;
+}
+
+static void test_objlist(void **state)
+{
+	struct ol_body b;
+	struct ol_item *it;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(ol_decode("{\"items\":[{\"name\":\"a\",\"n\":3},{\"name\":\"b\"}]}", &b,
+	                           err, sizeof(err)),
+	                 0);
+	assert_int_equal(b.items.n, 2);
+	it = b.items.v;
+	assert_string_equal(it[0].name, "a");
+	assert_int_equal(it[0].n, 3);
+	assert_string_equal(it[1].name, "b");
+	schema_free(ol_fields, &b);
+	assert_null(b.items.v);
+
+	/* The second element's bad key is named with its index; what was decoded is freed. */
+	assert_int_equal(ol_decode("{\"items\":[{\"name\":\"a\"},{\"name\":\"b\",\"x\":1}]}", &b,
+	                           err, sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "items[1].x"));
+	schema_free(ol_fields, &b);
+	assert_int_equal(ol_decode("{\"items\":[{\"name\":\"a\",\"n\":10}]}", &b, err, sizeof(err)),
+	                 -1);
+	assert_non_null(strstr(err, "items[0].n"));
+	schema_free(ol_fields, &b);
+	assert_int_equal(ol_decode("{\"items\":[]}", &b, err, sizeof(err)), -1);
+	schema_free(ol_fields, &b);
+	assert_int_equal(
+	    ol_decode("{\"items\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"}]}", &b, err,
+	              sizeof(err)),
+	    -1);
+	schema_free(ol_fields, &b);
+	assert_int_equal(ol_decode("{\"items\":[1]}", &b, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "items[0]"));
+	schema_free(ol_fields, &b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +384,7 @@ int main(void)
 	    cmocka_unit_test(test_embedded_nul),
 	    cmocka_unit_test(test_partial_free),
 	    cmocka_unit_test(test_json_any),
+	    cmocka_unit_test(test_objlist),
 	    cmocka_unit_test(test_long_error_truncated),
 	};
 
