@@ -46,6 +46,45 @@ dmctl device show hw-demo-0001
 echo "== the twelve steps of Figure 4, from the logs of dm-app, dm-mss, dm-agent and dm-iss"
 python3 scripts/devstack.py steps --dir "$work" --subject hw-demo-0001
 
+echo "== Figure 5: the operator publishes the sample CA and DRM clients and sets the policy"
+python3 scripts/devstack.py fig5-setup --dir "$work"
+dmctl cdcs list
+dmctl policy list
+dmctl entitlement set demo-0001 basic,premium
+echo "\$ dm-app -c $device cdcs sync"
+if ! build/dm-app -c "$device" cdcs sync 2>>"$applog"; then
+	tail -n 5 "$applog" >&2
+	exit 1
+fi
+echo "\$ dm-app -c $device cdcs status"
+build/dm-app -c "$device" cdcs status 2>>"$applog"
+dm_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dm_id"])' \
+	"$(dirname "$device")/state/identity/identity.json")
+dmctl policy device "$dm_id"
+
+echo "== the twenty steps of Figure 5, from the logs of dm-agent, cdcs-pss, cdcs-mss and cdcs-iss"
+python3 scripts/devstack.py steps --dir "$work" --flow fig5 --subject "$dm_id"
+
+echo "== content protected for 'premium' by each CA/DRM system, played through the personalized clients"
+content="$work/content"
+mkdir -p "$content"
+printf 'opendm sample programme: %s\n' "$(date -u +%FT%TZ)" >"$content/programme.txt"
+head -c 65536 /dev/urandom >>"$content/programme.txt"
+for system in vendor-a/sample-ca vendor-b/sample-drm; do
+	out="$content/$(basename "$system").jwe"
+	dmctl content encrypt --keys "$work/pki/entitlement-keys.json" --system "$system" \
+		--level premium --in "$content/programme.txt" --out "$out"
+	echo "\$ dm-app -c $device play $out"
+	build/dm-app -c "$device" play "$out" --out "$content/played-$(basename "$system")" \
+		2>>"$applog"
+	if cmp -s "$content/programme.txt" "$content/played-$(basename "$system")"; then
+		echo "played through $system: identical to the original ($(wc -c <"$content/programme.txt") bytes)"
+	else
+		echo "demo: content played through $system differs from the original" >&2
+		exit 1
+	fi
+done
+
 if [ $keep -eq 0 ]; then
 	build/dm-app -c "$device" stop 2>>"$applog" || true
 fi

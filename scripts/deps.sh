@@ -7,7 +7,7 @@ pkgs=(
 	build-essential cmake pkg-config clang-format
 	libssl-dev libevent-dev libjansson-dev libsqlite3-dev libcmocka-dev
 	libcjose-dev libcurl4-openssl-dev
-	curl openssl sqlite3 procps iproute2 python3
+	curl openssl sqlite3 procps iproute2 python3 python3-cryptography
 )
 if [ "${1:-}" = "--bench" ]; then
 	pkgs+=(nginx-light)

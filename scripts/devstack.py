@@ -32,6 +32,24 @@ import sys
 import time
 
 ROLES = ["dm-mss", "dm-iss", "cdcs-pss", "cdcs-mss", "cdcs-iss", "sd-if-agent"]
+VENDORS = ["vendor-a", "vendor-b"]
+# The two sample CDCSs (src/cdcs/): (vendor, name, kind, plug-in file in the build dir).
+SAMPLE_CDCS = [("vendor-a", "sample-ca", "ca", "cdcs-sample-ca.so"),
+               ("vendor-b", "sample-drm", "drm", "cdcs-sample-drm.so")]
+# The development policy: the CA client for every basic subscriber, in its "hw" variant (with
+# UHD keys) on a device with a hardware-secure video path and "sw" otherwise, and the DRM
+# client as well for premium subscribers.
+DEFAULT_RULES = [
+    {"name": "ca-hw", "priority": 10, "entitlement": "basic",
+     "when": {"secure_video_path": True}, "vendor": "vendor-a", "cdcs": "sample-ca",
+     "variant": "hw", "min_version": 1, "grants": ["basic", "premium", "uhd"]},
+    {"name": "ca-sw", "priority": 20, "entitlement": "basic", "when": {},
+     "vendor": "vendor-a", "cdcs": "sample-ca", "variant": "sw", "min_version": 1,
+     "grants": ["basic", "premium"]},
+    {"name": "drm", "priority": 30, "entitlement": "premium", "when": {},
+     "vendor": "vendor-b", "cdcs": "sample-drm", "variant": "sw", "min_version": 1,
+     "grants": ["basic", "premium"]},
+]
 PLATFORM = "linux-x86_64"
 AGENT_VERSION = ("0.1.0", 1)
 UNUSED_URL = "https://127.0.0.1:1"  # in a role section whose peer is not part of the stack
@@ -153,13 +171,14 @@ class Stack:
         self.dir = os.path.abspath(workdir)
         self.pki = os.path.join(self.dir, "pki")
         self.packages = os.path.join(self.dir, "packages")
+        self.catalogue = os.path.join(self.dir, "catalogue")
         self.log_level = log_level
         self.limits = limits or {}
         self.overrides = dict(overrides or {})
         self.daemons = {}
         self.devices = []
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        for sub in ("conf", "log", "db", "notify"):
+        for sub in ("conf", "log", "db", "notify", "catalogue"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
 
     # -- setup -------------------------------------------------------------------------
@@ -187,6 +206,61 @@ class Stack:
             raise StackError("dmctl agent-package failed: " + r.stderr.strip())
         return os.path.join(out or self.packages, PLATFORM, str(number))
 
+    # -- operator actions (dmctl) -------------------------------------------------------
+    def dmctl(self, *args, check=True, input=None, timeout=60):
+        """Run dmctl -c WORK/dmctl.json ARGS; CompletedProcess, StackError if check and it
+        fails."""
+        r = subprocess.run([self.bin("dmctl"), "-c", os.path.join(self.dir, "dmctl.json")] +
+                           [str(a) for a in args], capture_output=True, text=True,
+                           input=input, timeout=timeout)
+        if check and r.returncode != 0:
+            raise StackError("dmctl %s failed (%d): %s" % (" ".join(map(str, args)),
+                                                           r.returncode, r.stderr.strip()))
+        return r
+
+    def publish_cdcs(self, vendor, name, kind, variant, version="1.0.0", number=1,
+                     image=None, vendor_key=None, operator_key=None, approval=True,
+                     register=True, check=True):
+        """dmctl cdcs publish: a CDCS image into the catalogue, signed by its vendor and
+        approved by the operator (other keys, or no approval, for negative tests)."""
+        if image is None:
+            image = self.bin(next(s[3] for s in SAMPLE_CDCS if s[0] == vendor and s[1] == name))
+        args = ["cdcs", "publish", "--image", image, "--vendor", vendor, "--name", name,
+                "--kind", kind, "--variant", variant, "--platform", PLATFORM,
+                "--version", version, "--version-number", number,
+                "--vendor-key", vendor_key or os.path.join(self.pki, vendor + "-signing.key"),
+                "--operator-key", operator_key or os.path.join(self.pki,
+                                                               "operator-signing.key"),
+                "--catalogue", self.catalogue]
+        if not approval:
+            args.append("--no-approval")
+        if not register:
+            args.append("--no-register")
+        return self.dmctl(*args, check=check)
+
+    def add_rule(self, rule):
+        return self.dmctl("policy", "add", "-", input=json.dumps(rule))
+
+    def set_entitlements(self, account, levels):
+        return self.dmctl("entitlement", "set", account, ",".join(levels))
+
+    def fig5_setup(self, rules=DEFAULT_RULES):
+        """Publish the sample CDCSs (sample-ca as "sw" and "hw", sample-drm as "sw") and
+        load the development policy, so that Figure 5 can run."""
+        for vendor, name, kind, _ in SAMPLE_CDCS:
+            variants = ("sw", "hw") if kind == "ca" else ("sw",)
+            for variant in variants:
+                self.publish_cdcs(vendor, name, kind, variant)
+        for rule in rules:
+            self.add_rule(rule)
+
+    def encrypt_content(self, system, level, src, dst):
+        """dmctl content encrypt: src protected for an entitlement level of a sample
+        CA/DRM system ("vendor-a/sample-ca")."""
+        return self.dmctl("content", "encrypt", "--keys",
+                          os.path.join(self.pki, "entitlement-keys.json"), "--system", system,
+                          "--level", level, "--in", src, "--out", dst)
+
     def url(self, role):
         d = self.daemons.get(role)
         return d.url if d else UNUSED_URL
@@ -212,7 +286,35 @@ class Stack:
                 "dm_mss_url": self.url("dm-mss"),
                 "cdcs_pss_url": self.url("cdcs-pss"),
             }}
+        if role == "cdcs-pss":
+            return {"cdcs_pss": {
+                "device_ca": p("device-ca.crt"),
+                "dm_iss_url": self.url("dm-iss"),
+                "cdcs_mss_url": self.url("cdcs-mss"),
+            }}
+        if role == "cdcs-mss":
+            return {"cdcs_mss": {
+                "device_ca": p("device-ca.crt"),
+                "catalogue_dir": self.catalogue,
+                "vendor_keys": self.vendor_keys(),
+                "operator_pubkey": p("operator-signing.pub"),
+                "ticket_key": p("download-ticket-signing.key"),
+                "public_url": self.url("cdcs-mss"),
+                "cdcs_iss_url": self.url("cdcs-iss"),
+            }}
+        if role == "cdcs-iss":
+            return {"cdcs_iss": {
+                "device_ca": p("device-ca.crt"),
+                "ticket_key": p("perso-ticket-signing.key"),
+                "entitlement_keys": p("entitlement-keys.json"),
+                "cdcs_pss_url": self.url("cdcs-pss"),
+                "public_url": self.url("cdcs-iss"),
+            }}
         return {}
+
+    def vendor_keys(self):
+        """The sample CDCS vendors' public keys, as cdcs-mss and devices are configured."""
+        return {v: os.path.join(self.pki, v + "-signing.pub") for v in VENDORS}
 
     def config_for(self, role, port, **override):
         cert = role  # every daemon's certificate is named after it in the dev PKI
@@ -446,6 +548,8 @@ class Device:
             "agent_pubkey": agent_pubkey or p("dm-agent-signing.pub"),
             "bundle_pubkey": bundle_pubkey or p("enrolment-signing.pub"),
             "retry_max_s": 20,
+            "operator_pubkey": p("operator-signing.pub"),
+            "vendor_keys": stack.vendor_keys(),
         }
         self.cfg.update(extra)
         self.write()
@@ -488,6 +592,40 @@ class Device:
         if rc is None:
             raise StackError("dm-app %s timed out:\n%s" % (" ".join(args), stderr))
         return subprocess.CompletedProcess(args, rc, stdout, stderr)
+
+    def identity(self):
+        """identity.json of a personalized device (Figure 4 step 11), or None."""
+        try:
+            with open(os.path.join(self.state_dir, "identity", "identity.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def dm_id(self):
+        ident = self.identity()
+        return ident["dm_id"] if ident else None
+
+    def cdcs_sync(self, timeout=None):
+        """dm-app cdcs sync --json: Figure 5 now; (CompletedProcess, parsed answer or
+        None)."""
+        r = self.app("cdcs", "sync", "--json", timeout=timeout)
+        try:
+            doc = json.loads(r.stdout) if r.stdout.strip() else None
+        except ValueError:
+            doc = None
+        return r, doc
+
+    def cdcs_status(self):
+        r = self.app("cdcs", "status", "--json", timeout=30)
+        if r.returncode != 0:
+            raise StackError("dm-app cdcs status failed (%d): %s" % (r.returncode, r.stderr))
+        return json.loads(r.stdout)
+
+    def play(self, path, out=None):
+        """dm-app play FILE [--out OUT]: CompletedProcess."""
+        args = ["play", path] + (["--out", out] if out else [])
+        return self.app(*args, timeout=60)
 
     def install(self, code=None, offline=None, timeout=None):
         if offline is not None:
@@ -630,11 +768,20 @@ def main():
     st.add_argument("--dir", required=True)
     st.add_argument("--flow", default="fig4")
     st.add_argument("--subject")
+    f5 = sub.add_parser("fig5-setup", help="publish the sample CDCSs and the development policy")
+    f5.add_argument("--dir", required=True)
     a = ap.parse_args()
     if a.cmd == "down":
         return down(a.dir)
     if a.cmd == "device":
         print(Stack.attach(a.dir).device(a.name, hw_id=a.hw_id).config)
+        return 0
+    if a.cmd == "fig5-setup":
+        try:
+            Stack.attach(a.dir).fig5_setup()
+        except StackError as e:
+            print("devstack: %s" % e, file=sys.stderr)
+            return 1
         return 0
     if a.cmd == "steps":
         for kv in flow_steps(log_files(a.dir), a.flow, subject=a.subject):

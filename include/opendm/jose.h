@@ -47,6 +47,10 @@ char *jose_sign(EVP_PKEY *key, const char *kid, const json_t *claims, int64_t tt
 json_t *jose_verify(EVP_PKEY *pub, const char *token, const struct jose_expect *exp,
                     const char **code, char *err, size_t errlen);
 
+/* The HTTP status a daemon answers for a jose_verify() code: 401 for a bad, expired or
+ * misdirected token, 403 wrong_subject (someone else's), 409 token_replayed, 500 otherwise. */
+int jose_code_status(const char *code);
+
 /* Encrypt plaintext to recipient pub (EC P-256) as compact JWE ECDH-ES + A256GCM. */
 char *jose_encrypt(EVP_PKEY *pub, const void *plaintext, size_t len, char *err, size_t errlen);
 /* Decrypt with the private key; malloc'd plaintext and *len, or NULL + err. */

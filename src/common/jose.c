@@ -461,3 +461,14 @@ fail:
 	ERR_clear_error();
 	return out;
 }
+
+int jose_code_status(const char *code)
+{
+	if (code == NULL || strcmp(code, "internal_error") == 0)
+		return 500;
+	if (strcmp(code, "wrong_subject") == 0)
+		return 403;
+	if (strcmp(code, "token_replayed") == 0)
+		return 409;
+	return 401; /* bad_token, token_expired, wrong_audience, wrong_issuer */
+}

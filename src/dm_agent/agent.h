@@ -9,6 +9,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "opendm/httpc.h"
@@ -17,6 +18,8 @@
 
 struct agent_pers;
 struct agent_conn;
+struct agent_fig5;
+struct agent_play;
 
 struct agent {
 	struct dev_config cfg;
@@ -26,6 +29,13 @@ struct agent {
 	struct event *sigterm, *sigint;
 	struct agent_pers *pers;  /* the personalization in progress, or NULL */
 	struct agent_conn *conns; /* open control connections, freed on exit */
+	/* Figure 5 (issue 4). */
+	struct httpc *http5;      /* DM certificate as client identity; NULL until personalized */
+	struct agent_fig5 *run;   /* the Figure 5 run in progress, or NULL */
+	struct agent_play *plays; /* content being decrypted by a CDCS child */
+	struct event *sched;      /* the next scheduled Figure 5 run */
+	int64_t pss_interval_s;   /* interval_s of cdcs-pss's last answer, 0 before any */
+	int sched_fails;          /* scheduled runs in a row that did not reach cdcs-pss */
 	char sock_path[108];
 	char pid_path[4096];
 	int stopping;
@@ -47,6 +57,30 @@ void agent_personalize(struct agent *a, struct bufferevent *bev, json_t *cmd);
 void agent_personalize_cancel(struct agent *a);
 /* The control connection bev went away: finish the flow without answering. */
 void agent_personalize_detach(struct agent *a, struct bufferevent *bev);
+
+/*
+ * Figure 5: run it now for a "cdcs-sync" command (bev, rid from dm-app) or for the scheduler
+ * (bev and rid NULL). A request while a run is in progress joins it: every waiter gets the
+ * run's answer. The answer goes to bev (unless it went away) when the run is done.
+ */
+void agent_fig5_start(struct agent *a, struct bufferevent *bev, const char *rid);
+void agent_fig5_detach(struct agent *a, struct bufferevent *bev);
+void agent_fig5_cancel(struct agent *a);
+/* {"ok":true,"cdcs":[state.json of each current version]} */
+json_t *agent_cdcs_status(struct agent *a);
+/* The Figure 5 client (DM certificate), made once the identity exists; NULL + err if not. */
+struct httpc *agent_fig5_http(struct agent *a, char *err, size_t errlen);
+
+/* Scheduling: a run at start when personalized, then every interval with +-10% jitter. */
+int agent_sched_start(struct agent *a, char *err, size_t errlen);
+/* A run ended; reached: cdcs-pss answered. Arms the next scheduled run. */
+void agent_sched_next(struct agent *a, int reached);
+void agent_sched_stop(struct agent *a);
+
+/* A "play" command: decrypt a content file with the CDCS of its system. */
+void agent_play(struct agent *a, struct bufferevent *bev, json_t *cmd);
+void agent_play_detach(struct agent *a, struct bufferevent *bev);
+void agent_play_cancel(struct agent *a);
 
 /* Stop the loop: SIGTERM, or a "stop" command once its answer is sent. */
 void agent_stop(struct agent *a);

@@ -1,6 +1,7 @@
 /*
  * agent_control: the unix control socket (state_dir/agent.sock, 0600). One JSON request line
  * per connection (at most DEV_MAX_CTL_LINE bytes), one JSON answer line, then close.
+ * Commands: status, stop, personalize (Figure 4), cdcs-sync, cdcs-status, play (Figure 5).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,6 +28,8 @@ static void agent_conn_free(struct agent_conn *conn)
 {
 	if (conn->a->pers != NULL)
 		agent_personalize_detach(conn->a, conn->bev);
+	agent_fig5_detach(conn->a, conn->bev);
+	agent_play_detach(conn->a, conn->bev);
 	*conn->prevp = conn->next;
 	if (conn->next != NULL)
 		conn->next->prevp = conn->prevp;
@@ -130,6 +133,12 @@ static void agent_conn_read(struct bufferevent *bev, void *arg)
 		agent_control_reply(bev, json_pack("{s:b}", "ok", 1));
 	} else if (strcmp(cmd, "personalize") == 0)
 		agent_personalize(conn->a, bev, req);
+	else if (strcmp(cmd, "cdcs-sync") == 0)
+		agent_fig5_start(conn->a, bev, json_string_value(json_object_get(req, "rid")));
+	else if (strcmp(cmd, "cdcs-status") == 0)
+		agent_control_reply(bev, agent_cdcs_status(conn->a));
+	else if (strcmp(cmd, "play") == 0)
+		agent_play(conn->a, bev, req);
 	else
 		agent_control_reply(bev, agent_control_error("bad_request", "unknown cmd"));
 	json_decref(req);

@@ -12,6 +12,7 @@
 #include "opendm/file.h"
 
 #include "agent.h"
+#include "cdcsproc.h"
 
 static void agent_usage(FILE *f)
 {
@@ -73,14 +74,21 @@ static int agent_setup(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot watch signals");
 		return -1;
 	}
-	return agent_control_start(a, err, errlen);
+	if (agent_control_start(a, err, errlen) == -1)
+		return -1;
+	/* Figure 5: its client once personalized, a run at start, then periodic runs. */
+	return agent_sched_start(a, err, errlen);
 }
 
 static void agent_teardown(struct agent *a)
 {
 	agent_personalize_cancel(a);
+	agent_fig5_cancel(a);
+	agent_play_cancel(a);
+	agent_sched_stop(a);
 	agent_control_stop(a);
 	httpc_free(a->http);
+	httpc_free(a->http5);
 	if (a->sigterm != NULL)
 		event_free(a->sigterm);
 	if (a->sigint != NULL)
@@ -99,6 +107,9 @@ int main(int argc, char **argv)
 	char err[1024];
 	int ch, rc = 1;
 
+	/* The CDCS host: a fresh exec of this binary per CDCS child (cdcsproc.h). */
+	if (argc == 3 && strcmp(argv[1], "--cdcs-host") == 0)
+		return cdcshost_main(argv[2]);
 	memset(&a, 0, sizeof(a));
 	while ((ch = getopt(argc, argv, "c:h")) != -1) {
 		switch (ch) {

@@ -39,4 +39,10 @@ int app_agent_start(struct app *app, char *err, size_t errlen);
 int app_personalize(struct app *app, const char *token, const char *dm_iss_url);
 int app_status(struct app *app, int as_json);
 
+/* Figure 5 (app_cdcs.c): through the agent; an exit status. */
+int app_cdcs_sync(struct app *app, int as_json);
+int app_cdcs_status(struct app *app, int as_json);
+/* Decrypt content file into out (NULL: stdout). */
+int app_play(struct app *app, const char *file, const char *out);
+
 #endif

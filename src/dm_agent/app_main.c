@@ -3,6 +3,9 @@
  *   dm-app -c device.json install --code CODE | --offline FILE
  *   dm-app -c device.json status [--json]
  *   dm-app -c device.json stop
+ *   dm-app -c device.json cdcs sync [--json]
+ *   dm-app -c device.json cdcs status [--json]
+ *   dm-app -c device.json play FILE [--out OUT]
  */
 #include <sys/file.h>
 
@@ -25,7 +28,10 @@ static void app_usage(FILE *f)
 	fprintf(f, "usage: dm-app -c device.json install --code CODE\n"
 	           "       dm-app -c device.json install --offline FILE\n"
 	           "       dm-app -c device.json status [--json]\n"
-	           "       dm-app -c device.json stop\n");
+	           "       dm-app -c device.json stop\n"
+	           "       dm-app -c device.json cdcs sync [--json]\n"
+	           "       dm-app -c device.json cdcs status [--json]\n"
+	           "       dm-app -c device.json play FILE [--out OUT]\n");
 }
 
 int app_fail(int status, const char *code, const char *fmt, ...)
@@ -108,6 +114,22 @@ static int app_run(struct app *app, int argc, char **argv)
 		if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
 			goto usage;
 		return app_status(app, argc == 2);
+	}
+	if (strcmp(cmd, "cdcs") == 0) {
+		if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "--json") != 0))
+			goto usage;
+		if (strcmp(argv[1], "sync") == 0)
+			return app_cdcs_sync(app, argc == 3);
+		if (strcmp(argv[1], "status") == 0)
+			return app_cdcs_status(app, argc == 3);
+		goto usage;
+	}
+	if (strcmp(cmd, "play") == 0) {
+		if (argc == 2)
+			return app_play(app, argv[1], NULL);
+		if (argc == 4 && strcmp(argv[2], "--out") == 0)
+			return app_play(app, argv[1], argv[3]);
+		goto usage;
 	}
 	if (strcmp(cmd, "stop") == 0) {
 		if (argc != 1)

@@ -20,10 +20,14 @@
 #define DEV_MAX_BUNDLE   (256 * 1024 * 1024)
 #define DEV_MAX_PACKAGE  (192 * 1024 * 1024)
 #define DEV_MAX_CTL_LINE (64 * 1024)
-#define DEV_MANIFEST_ISS "opendm-agent-signer"
-#define DEV_APP_AUD      "opendm-dm-app"
-#define DEV_BUNDLE_ISS   "dm-mss"
-#define DEV_BUNDLE_FMT   "opendm-offline-bundle/1"
+/* An answer line: "play" returns up to 4 MiB of content in base64, plus the JSON around it. */
+#define DEV_MAX_CTL_ANSWER    (6 * 1024 * 1024)
+#define DEV_MANIFEST_ISS      "opendm-agent-signer"
+#define DEV_APP_AUD           "opendm-dm-app"
+#define DEV_BUNDLE_ISS        "dm-mss"
+#define DEV_BUNDLE_FMT        "opendm-offline-bundle/1"
+#define DEV_CDCS_INTERVAL_PSS (-1) /* cdcs_interval_s absent: follow cdcs-pss's interval_s */
+#define DEV_CDCS_TIMEOUT_S    20
 
 struct dev_config {
 	char *hw_id;
@@ -36,6 +40,11 @@ struct dev_config {
 	char *log_level_name;
 	char *proxy;
 	int64_t retry_max_s;
+	/* Figure 5 (all optional: a Figure 4-only device has none of them). */
+	char *operator_pubkey;   /* path of the operator approval key */
+	json_t *vendor_keys;     /* {"vendor-a": "/path/vendor-a-signing.pub", ...} */
+	int64_t cdcs_interval_s; /* DEV_CDCS_INTERVAL_PSS: the interval cdcs-pss returns; 0: none */
+	int64_t cdcs_timeout_s;  /* per CDCS operation in the child */
 	enum log_level log_level;
 	char path[4096]; /* absolute path of the config file itself */
 };
@@ -100,6 +109,9 @@ int dev_package_check(const char *path, const struct dev_manifest *m, const char
 int dev_install(const struct dev_config *cfg, const char *part, const char *manifest_jws,
                 const struct dev_manifest *m, const char **code, char *err, size_t errlen);
 
+/* fsync a directory, so that a rename or unlink in it survives a crash. 0/-1 + err. */
+int dev_dir_fsync(const char *dir, char *err, size_t errlen);
+
 /* Delete downloads in agent/.download other than keep (a file name): an old version's part
  * can never be completed into what the head-end now offers. */
 void dev_download_prune(const struct dev_config *cfg, const char *keep);
@@ -121,7 +133,8 @@ STACK_OF(X509) * dev_certs_from_pem(const char *pem, char *err, size_t errlen);
 
 /* The agent's pid if it is running our installed binary, else 0. */
 long dev_agent_pid(const struct dev_config *cfg);
-/* One request line to the control socket, one JSON answer back within timeout_ms. */
+/* One request line to the control socket, one JSON answer back (at most DEV_MAX_CTL_ANSWER
+ * bytes) within timeout_ms. */
 json_t *dev_ctl_call(const struct dev_config *cfg, const json_t *req, long timeout_ms, char *err,
                      size_t errlen);
 

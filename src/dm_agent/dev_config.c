@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "opendm/cdcsimg.h"
 #include "opendm/file.h"
 #include "opendm/schema.h"
 
@@ -35,6 +36,12 @@ static const struct schema_field dev_fields[] = {
     {"log_level", SCHEMA_STRING, offsetof(struct dev_config, log_level_name), 0, 1, 8, 0, NULL},
     {"proxy", SCHEMA_STRING, offsetof(struct dev_config, proxy), 0, 9, 1024, 0, NULL},
     {"retry_max_s", SCHEMA_INT, offsetof(struct dev_config, retry_max_s), 0, 0, 86400, 0, NULL},
+    {"operator_pubkey", SCHEMA_STRING, offsetof(struct dev_config, operator_pubkey), 0, 1,
+     PATH_MAX - 1, 0, NULL},
+    {"vendor_keys", SCHEMA_JSON, offsetof(struct dev_config, vendor_keys), 0, 0, 0, 0, NULL},
+    {"cdcs_interval_s", SCHEMA_INT, offsetof(struct dev_config, cdcs_interval_s), 0, 0, 30 * 86400,
+     0, NULL},
+    {"cdcs_timeout_s", SCHEMA_INT, offsetof(struct dev_config, cdcs_timeout_s), 0, 1, 600, 0, NULL},
     SCHEMA_END,
 };
 
@@ -58,6 +65,39 @@ static int dev_url_ok(const char *s)
 	return 1;
 }
 
+/*
+ * vendor_keys has the form cdcs-mss takes: an object vendor id -> public key path. The keys
+ * themselves are loaded by the agent (cdcsimg_keyring_load); the shape is checked here so a
+ * typo is reported when the config is read, by dm-app as well.
+ */
+static int dev_vendor_keys_check(const json_t *vk, char *err, size_t errlen)
+{
+	const char *vendor;
+	json_t *v;
+
+	if (vk == NULL)
+		return 0;
+	if (!json_is_object(vk) || json_object_size(vk) == 0 ||
+	    json_object_size(vk) > CDCSIMG_MAX_VENDORS) {
+		snprintf(err, errlen, "must be an object of 1..%d vendor -> key path",
+		         CDCSIMG_MAX_VENDORS);
+		return -1;
+	}
+	json_object_foreach((json_t *)vk, vendor, v)
+	{
+		if (!cdcsimg_valid_id(vendor)) {
+			snprintf(err, errlen, "'%.64s' is not a valid vendor id", vendor);
+			return -1;
+		}
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) >= PATH_MAX) {
+			snprintf(err, errlen, "'%s': must be a key file path", vendor);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int dev_config_load(const char *path, struct dev_config *cfg, char *err, size_t errlen)
 {
 	json_t *root = NULL;
@@ -67,6 +107,8 @@ int dev_config_load(const char *path, struct dev_config *cfg, char *err, size_t 
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->retry_max_s = DEV_RETRY_DEFAULT;
+	cfg->cdcs_interval_s = DEV_CDCS_INTERVAL_PSS;
+	cfg->cdcs_timeout_s = DEV_CDCS_TIMEOUT_S;
 	cfg->log_level = LOG_LVL_INFO;
 	if (realpath(path, cfg->path) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -111,6 +153,10 @@ int dev_config_load(const char *path, struct dev_config *cfg, char *err, size_t 
 		snprintf(err, errlen, "%s: key 'log_level': err, warn, info or debug", path);
 		goto fail;
 	}
+	if (dev_vendor_keys_check(cfg->vendor_keys, e, sizeof(e)) == -1) {
+		snprintf(err, errlen, "%s: key 'vendor_keys': %s", path, e);
+		goto fail;
+	}
 	if (file_check_private(cfg->tls.key, e, sizeof(e)) == -1) {
 		snprintf(err, errlen, "%s: key 'tls.key': %s", path, e);
 		goto fail;
@@ -141,7 +187,8 @@ int dev_path(char *buf, size_t len, const struct dev_config *cfg, const char *re
 
 int dev_dirs(const struct dev_config *cfg, char *err, size_t errlen)
 {
-	static const char *const sub[] = {"", "agent", "agent/.download", "identity", "log"};
+	static const char *const sub[] = {"",    "agent", "agent/.download", "identity",
+	                                  "log", "cdcs",  "cdcs/.download"};
 	char p[PATH_MAX];
 	size_t i;
 

@@ -85,7 +85,7 @@ json_t *dev_ctl_call(const struct dev_config *cfg, const json_t *req, long timeo
 		goto out;
 	}
 	if ((line = json_dumps(req, JSON_COMPACT)) == NULL ||
-	    (buf = malloc(DEV_MAX_CTL_LINE + 1)) == NULL) {
+	    (buf = malloc(DEV_MAX_CTL_ANSWER + 1)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -115,14 +115,14 @@ json_t *dev_ctl_call(const struct dev_config *cfg, const json_t *req, long timeo
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left) <= 0)
 			continue;
-		if ((n = read(fd, buf + off, DEV_MAX_CTL_LINE - off)) == -1) {
+		if ((n = read(fd, buf + off, DEV_MAX_CTL_ANSWER - off)) == -1) {
 			if (errno == EINTR)
 				continue;
 			snprintf(err, errlen, "read: %s", strerror(errno));
 			goto out;
 		}
 		if (n == 0 || memchr(buf + off, '\n', (size_t)n) != NULL ||
-		    off + n >= DEV_MAX_CTL_LINE) {
+		    off + n >= DEV_MAX_CTL_ANSWER) {
 			off += (size_t)n;
 			break;
 		}

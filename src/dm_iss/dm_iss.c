@@ -47,6 +47,7 @@ static const struct schema_field dm_iss_conf_fields[] = {
 static const struct httpd_route dm_iss_routes[] = {
     {EVHTTP_REQ_POST, "/v1/agent/personalize", dm_iss_personalize, dm_iss_personalize_fields,
      sizeof(struct dm_iss_personalize_body)},
+    {EVHTTP_REQ_GET, "/v1/internal/dm/*", dm_iss_lookup, NULL, 0},
     {0, NULL, NULL, NULL, 0},
 };
 
@@ -120,6 +121,7 @@ static int dm_iss_init(struct daemon_ctx *d)
 	d->role_state = s;
 	s->d = d;
 	TAILQ_INIT(&s->pending);
+	TAILQ_INIT(&s->lookups);
 	if (c == NULL) {
 		snprintf(err, sizeof(err), "no dm_iss section");
 		goto fail;
@@ -170,6 +172,7 @@ static void dm_iss_fini(struct daemon_ctx *d)
 	/* Cancels what is in flight without calling back: the waiting requests go next. */
 	httpc_free(s->mss);
 	dm_iss_pending_drop(s);
+	dm_iss_lookup_drop(s);
 	EVP_PKEY_free(s->enrolment_pub);
 	EVP_PKEY_free(s->ca_key);
 	X509_free(s->ca_cert);

@@ -35,6 +35,7 @@ struct dm_iss_conf {
 };
 
 struct dm_iss_pending;
+struct dm_iss_lookup;
 
 /*
  * Loaded once by init and kept for the life of the process: a SIGHUP swaps d->cfg, so
@@ -54,6 +55,7 @@ struct dm_iss {
 	struct httpc *mss;
 	struct event *ev_purge;
 	TAILQ_HEAD(, dm_iss_pending) pending; /* requests waiting for dm-mss */
+	TAILQ_HEAD(, dm_iss_lookup) lookups;  /* GET /v1/internal/dm/ waiting for dm-mss */
 };
 
 /* What issued_cert remembers of a token's certificate, to answer a retry identically. */
@@ -96,6 +98,11 @@ struct dm_iss_enrol {
 /* fini: drop the requests still waiting for dm-mss (httpc is already freed). */
 void dm_iss_pending_drop(struct dm_iss *s);
 
+/* GET /v1/internal/dm/<dm_id> (lookup.c): a DM id's device, account and status, for the
+ * CDCS daemons; and what fini drops of it, as above. */
+void dm_iss_lookup(struct httpd_req *req, void *arg);
+void dm_iss_lookup_drop(struct dm_iss *s);
+
 /* csr.c: the one subject CN (0/-1); 1 if the key is EC P-256; sha256 hex of its SPKI DER. */
 int dm_iss_csr_cn(X509_REQ *csr, char *buf, size_t len);
 int dm_iss_csr_key_ok(EVP_PKEY *pub);
@@ -112,6 +119,9 @@ int dm_iss_issue(struct dm_iss *s, const struct dm_iss_enrol *e, struct dm_iss_i
  * 0 none (a revoked one is not given again: the spent jti then makes it a 409), -1 error.
  */
 int dm_iss_store_find(struct db *db, const char *jti, struct dm_iss_issued *out);
+/* The certificate of a DM id: 1 found (hw_id filled, *revoked 1 if revoked), 0 none, -1 error. */
+int dm_iss_store_by_dm(struct db *db, const char *dm_id, char *hw_id, size_t len, int *revoked,
+                       int64_t *not_after);
 /* Insert the certificate issued for a token. 0/-1; the caller holds the transaction. */
 int dm_iss_store_insert(struct db *db, const char *serial, const char *dm_id, const char *hw_id,
                         const char *jti, const char *csr_key_fp, const char *cert_pem,

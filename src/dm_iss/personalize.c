@@ -83,17 +83,6 @@ static int dm_iss_text_ok(const char *s)
 	return 1;
 }
 
-static int dm_iss_token_status(const char *code)
-{
-	if (strcmp(code, "wrong_subject") == 0)
-		return 403;
-	if (strcmp(code, "token_replayed") == 0)
-		return 409;
-	if (strcmp(code, "internal_error") == 0)
-		return 500;
-	return 401; /* bad_token, token_expired, wrong_audience, wrong_issuer */
-}
-
 /*
  * What the token already bought: 1 a certificate for this very key (a retry), 0 nothing,
  * -1 replied (another key: 409; or a database error: 500).
@@ -330,7 +319,7 @@ static int dm_iss_check(struct dm_iss *s, struct httpd_req *req, struct dm_iss_p
 	if ((claims = jose_verify(s->enrolment_pub, b->enrolment_token, &want, &code, err,
 	                          sizeof(err))) == NULL) {
 		log_rwarn(p->e.rid, "enrolment token of %s refused: %s", p->e.hw_id, err);
-		httpd_reply_error(req, dm_iss_token_status(code), code, "enrolment token: %s", err);
+		httpd_reply_error(req, jose_code_status(code), code, "enrolment token: %s", err);
 		goto fail;
 	}
 	v = json_object_get(claims, "jti");

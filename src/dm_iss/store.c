@@ -81,6 +81,35 @@ fail:
 	return ret;
 }
 
+int dm_iss_store_by_dm(struct db *db, const char *dm_id, char *hw_id, size_t len, int *revoked,
+                       int64_t *not_after)
+{
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	if ((st = db_prepare(db, "SELECT hw_id, revoked_at, not_after FROM issued_cert"
+	                         " WHERE dm_id = ?1")) == NULL)
+		return -1;
+	if (sqlite3_bind_text(st, 1, dm_id, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+		log_err("cannot bind: %s", db_errmsg(db));
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		ret = 0;
+		goto out;
+	}
+	if (rc != SQLITE_ROW || dm_iss_copy(hw_id, len, sqlite3_column_text(st, 0)) == -1) {
+		log_err("cannot look up DM id %s: %s", dm_id, db_errmsg(db));
+		goto out;
+	}
+	*revoked = sqlite3_column_type(st, 1) != SQLITE_NULL;
+	*not_after = sqlite3_column_int64(st, 2);
+	ret = 1;
+out:
+	sqlite3_reset(st);
+	return ret;
+}
+
 int dm_iss_store_insert(struct db *db, const char *serial, const char *dm_id, const char *hw_id,
                         const char *jti, const char *csr_key_fp, const char *cert_pem,
                         int64_t not_after, int64_t issued_at)

@@ -126,23 +126,29 @@ int dmctl_api_call(struct dmctl_api *a, const char *method, const char *path, co
 	return DMCTL_EXIT_OK;
 }
 
-int dmctl_api_once(const struct dmctl_opts *opts, const char *method, const char *path,
-                   json_t *body, json_t **out)
+int dmctl_api_once_role(const struct dmctl_opts *opts, const char *role, const char *method,
+                        const char *path, json_t *body, json_t **out)
 {
 	struct dmctl_api a;
 	int status;
 
 	*out = NULL;
-	if (body == NULL && strcmp(method, "GET") != 0) {
+	if (body == NULL && strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0) {
 		fprintf(stderr, "dmctl: out of memory\n");
 		return DMCTL_EXIT_FAIL;
 	}
-	if ((status = dmctl_api_open(&a, opts, "dm-mss", 0)) == DMCTL_EXIT_OK) {
+	if ((status = dmctl_api_open(&a, opts, role, 0)) == DMCTL_EXIT_OK) {
 		status = dmctl_api_call(&a, method, path, body, out);
 		dmctl_api_close(&a);
 	}
 	json_decref(body);
 	return status;
+}
+
+int dmctl_api_once(const struct dmctl_opts *opts, const char *method, const char *path,
+                   json_t *body, json_t **out)
+{
+	return dmctl_api_once_role(opts, "dm-mss", method, path, body, out);
 }
 
 int dmctl_print_json(const json_t *doc)

@@ -46,6 +46,14 @@ int dmctl_code_main(const struct dmctl_opts *opts, int argc, char **argv);
 int dmctl_device_main(const struct dmctl_opts *opts, int argc, char **argv);
 /* dmctl offline-bundle: an offline installation bundle for one device (dm-mss). */
 int dmctl_offline_bundle_main(const struct dmctl_opts *opts, int argc, char **argv);
+/* dmctl content encrypt: protected content of a sample CA/DRM system (local). */
+int dmctl_content_main(const struct dmctl_opts *opts, int argc, char **argv);
+/* dmctl entitlement set|show ACCOUNT (cdcs-pss). */
+int dmctl_entitlement_main(const struct dmctl_opts *opts, int argc, char **argv);
+/* dmctl policy add|list|rm|device (cdcs-pss). */
+int dmctl_policy_main(const struct dmctl_opts *opts, int argc, char **argv);
+/* dmctl cdcs publish|register|withdraw|list: the CDCS catalogue (cdcs-mss). */
+int dmctl_cdcs_main(const struct dmctl_opts *opts, int argc, char **argv);
 
 /* A session with one configured daemon (api.c). */
 struct dmctl_api {
@@ -73,6 +81,9 @@ int dmctl_api_call(struct dmctl_api *a, const char *method, const char *path, co
  * allocation failed). */
 int dmctl_api_once(const struct dmctl_opts *opts, const char *method, const char *path,
                    json_t *body, json_t **out);
+/* The same with the daemon endpoints[role]; body may also be NULL for DELETE. */
+int dmctl_api_once_role(const struct dmctl_opts *opts, const char *role, const char *method,
+                        const char *path, json_t *body, json_t **out);
 
 /* Small helpers shared by the commands (api.c). */
 int dmctl_print_json(const json_t *doc);

@@ -23,6 +23,11 @@ static void dmctl_usage(FILE *f)
 	        "  code issue ACCOUNT [--ttl S]      issue an activation code (dm-mss)\n"
 	        "  device show|revoke HW_ID          show or revoke a device (dm-mss)\n"
 	        "  offline-bundle --hw-id ID ...     make an offline installation bundle\n"
+	        "  entitlement set|show ACCOUNT ...  entitlement levels of an account (cdcs-pss)\n"
+	        "  policy add|list|rm|device ...     CDCS policy rules and decisions (cdcs-pss)\n"
+	        "  cdcs publish|register|withdraw|list\n"
+	        "                                    the CDCS catalogue (cdcs-mss)\n"
+	        "  content encrypt --keys FILE ...   protected content for a sample CA/DRM system\n"
 	        "  version                           print the version\n"
 	        "\n"
 	        "'dmctl COMMAND --help' describes each command.\n"
@@ -53,10 +58,14 @@ static const struct dmctl_cmd {
 	int (*fn)(const struct dmctl_opts *, int, char **);
 } dmctl_cmds[] = {
     {"agent-package", dmctl_agent_package_main},
+    {"cdcs", dmctl_cdcs_main},
     {"code", dmctl_code_main},
+    {"content", dmctl_content_main},
     {"device", dmctl_device_main},
+    {"entitlement", dmctl_entitlement_main},
     {"health", dmctl_health},
     {"offline-bundle", dmctl_offline_bundle_main},
+    {"policy", dmctl_policy_main},
     {"subscriber", dmctl_subscriber_main},
     {"pki", dmctl_pki},
     {"version", dmctl_version},

@@ -4,6 +4,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,8 @@
 #include "opendm/pki.h"
 
 #include "../../src/dm_agent/dev.h"
+#include "../../src/dm_agent/dev_cdcs.h"
+#include "testutil.h"
 
 #define HW "hw-0001"
 
@@ -36,6 +39,11 @@ struct fx {
 	EVP_PKEY *agent;  /* the DM agent signing key */
 	EVP_PKEY *bundle; /* the enrolment key */
 	EVP_PKEY *other;
+	EVP_PKEY *vendor_a; /* a CDCS vendor the device knows */
+	EVP_PKEY *vendor_x; /* one it does not */
+	EVP_PKEY *operator_key;
+	char vendor_a_pub[PATH_MAX];
+	char operator_pub[PATH_MAX];
 };
 
 static void in_dir(char *out, const struct fx *fx, const char *name)
@@ -63,6 +71,18 @@ static json_t *base_conf(const struct fx *fx)
 	                 fx->key, "ca", "/nonexistent/ca.crt", "dm_mss_url",
 	                 "https://127.0.0.1:8441/", "agent_pubkey", fx->agent_pub, "bundle_pubkey",
 	                 fx->bundle_pub, "retry_max_s", 5);
+}
+
+/* base_conf with the Figure 5 keys: vendor-a known, the operator key, no periodic runs. */
+static json_t *cdcs_conf(const struct fx *fx)
+{
+	json_t *j = base_conf(fx);
+
+	json_object_set_new(j, "operator_pubkey", json_string(fx->operator_pub));
+	json_object_set_new(j, "vendor_keys", json_pack("{s:s}", "vendor-a", fx->vendor_a_pub));
+	json_object_set_new(j, "cdcs_interval_s", json_integer(0));
+	json_object_set_new(j, "cdcs_timeout_s", json_integer(7));
+	return j;
 }
 
 static void write_conf(const struct fx *fx, json_t *j)
@@ -103,6 +123,13 @@ static int setup(void **state)
 	assert_non_null(fx->agent = pki_key_new());
 	assert_non_null(fx->bundle = pki_key_new());
 	assert_non_null(fx->other = pki_key_new());
+	assert_non_null(fx->vendor_a = pki_key_new());
+	assert_non_null(fx->vendor_x = pki_key_new());
+	assert_non_null(fx->operator_key = pki_key_new());
+	in_dir(fx->vendor_a_pub, fx, "vendor-a.pub");
+	in_dir(fx->operator_pub, fx, "operator.pub");
+	assert_int_equal(pki_pubkey_write(fx->vendor_a_pub, fx->vendor_a, err, sizeof(err)), 0);
+	assert_int_equal(pki_pubkey_write(fx->operator_pub, fx->operator_key, err, sizeof(err)), 0);
 	assert_int_equal(pki_pubkey_write(fx->agent_pub, fx->agent, err, sizeof(err)), 0);
 	assert_int_equal(pki_pubkey_write(fx->bundle_pub, fx->bundle, err, sizeof(err)), 0);
 	*state = fx;
@@ -117,6 +144,9 @@ static int teardown(void **state)
 	EVP_PKEY_free(fx->agent);
 	EVP_PKEY_free(fx->bundle);
 	EVP_PKEY_free(fx->other);
+	EVP_PKEY_free(fx->vendor_a);
+	EVP_PKEY_free(fx->vendor_x);
+	EVP_PKEY_free(fx->operator_key);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
 	assert_int_equal(system(cmd), 0);
 	free(fx);
@@ -187,6 +217,40 @@ static void test_config(void **state)
 	j = base_conf(fx);
 	json_object_set_new(j, "log_level", json_string("loud"));
 	expect_conf_error(fx, j, "'log_level'");
+
+	/* Figure 5 keys: optional, defaults, and checked when given. */
+	write_conf(fx, base_conf(fx));
+	if (dev_config_load(fx->conf, &cfg, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_null(cfg.operator_pubkey);
+	assert_null(cfg.vendor_keys);
+	assert_int_equal(cfg.cdcs_interval_s, DEV_CDCS_INTERVAL_PSS);
+	assert_int_equal(cfg.cdcs_timeout_s, DEV_CDCS_TIMEOUT_S);
+	dev_config_free(&cfg);
+	write_conf(fx, cdcs_conf(fx));
+	if (dev_config_load(fx->conf, &cfg, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_string_equal(cfg.operator_pubkey, fx->operator_pub);
+	assert_string_equal(json_string_value(json_object_get(cfg.vendor_keys, "vendor-a")),
+	                    fx->vendor_a_pub);
+	assert_int_equal(cfg.cdcs_interval_s, 0);
+	assert_int_equal(cfg.cdcs_timeout_s, 7);
+	dev_config_free(&cfg);
+	j = cdcs_conf(fx);
+	json_object_set_new(j, "vendor_keys", json_string(fx->vendor_a_pub));
+	expect_conf_error(fx, j, "'vendor_keys'");
+	j = cdcs_conf(fx);
+	json_object_set_new(j, "vendor_keys", json_pack("{s:s}", "../evil", fx->vendor_a_pub));
+	expect_conf_error(fx, j, "'vendor_keys'");
+	j = cdcs_conf(fx);
+	json_object_set_new(j, "vendor_keys", json_pack("{s:i}", "vendor-a", 1));
+	expect_conf_error(fx, j, "'vendor_keys'");
+	j = cdcs_conf(fx);
+	json_object_set_new(j, "cdcs_timeout_s", json_integer(0));
+	expect_conf_error(fx, j, "'cdcs_timeout_s'");
+	j = cdcs_conf(fx);
+	json_object_set_new(j, "cdcs_interval_s", json_integer(-5));
+	expect_conf_error(fx, j, "'cdcs_interval_s'");
 
 	put(fx->conf, "{\"hw_id\": ", 0644);
 	assert_int_equal(dev_config_load(fx->conf, &cfg, err, sizeof(err)), -1);
@@ -481,12 +545,398 @@ static void test_base64(void **state)
 	expect_b64("+/+/", 1, NULL);
 }
 
+/* --- CDCS (Figure 5, device side) --- */
+
+struct cdcs_fx {
+	struct dev_config cfg;
+	struct dev_cdcs_keys keys;
+};
+
+static void cdcs_load(struct fx *fx, struct cdcs_fx *c)
+{
+	char err[1024], p[PATH_MAX + 8];
+
+	/* Each test starts with no CDCS history (highest) from another. */
+	snprintf(p, sizeof(p), "%s/cdcs", fx->state);
+	tu_rmtree(p);
+
+	write_conf(fx, cdcs_conf(fx));
+	if (dev_config_load(fx->conf, &c->cfg, err, sizeof(err)) == -1 ||
+	    dev_dirs(&c->cfg, err, sizeof(err)) == -1 ||
+	    dev_cdcs_keys_load(&c->cfg, &c->keys, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+}
+
+static void cdcs_unload(struct cdcs_fx *c)
+{
+	dev_cdcs_keys_free(&c->keys);
+	dev_config_free(&c->cfg);
+}
+
+/* The claims of a sample-ca image whose bytes are content. */
+static struct cdcsimg_manifest cdcs_claims(const char *vendor, const char *variant,
+                                           const char *platform, int64_t vn, const char *content)
+{
+	struct cdcsimg_manifest m;
+
+	memset(&m, 0, sizeof(m));
+	snprintf(m.vendor, sizeof(m.vendor), "%s", vendor);
+	snprintf(m.name, sizeof(m.name), "sample-ca");
+	snprintf(m.kind, sizeof(m.kind), "ca");
+	snprintf(m.variant, sizeof(m.variant), "%s", variant);
+	snprintf(m.platform, sizeof(m.platform), "%s", platform);
+	snprintf(m.version, sizeof(m.version), "%lld.0", (long long)vn);
+	m.version_number = vn;
+	m.abi = 1;
+	cdcsimg_sha256_hex(content, strlen(content), m.sha256);
+	m.size = (int64_t)strlen(content);
+	return m;
+}
+
+static char *cdcs_sign(EVP_PKEY *vendor_key, const struct cdcsimg_manifest *m)
+{
+	char err[256], *jws = cdcsimg_manifest_sign(vendor_key, m, 3600, err, sizeof(err));
+
+	if (jws == NULL)
+		fail_msg("%s", err);
+	return jws;
+}
+
+static char *cdcs_approve(EVP_PKEY *op, const struct cdcsimg_manifest *m, const char *man)
+{
+	char err[256], *jws = cdcsimg_approval_sign(op, m, man, 3600, err, sizeof(err));
+
+	if (jws == NULL)
+		fail_msg("%s", err);
+	return jws;
+}
+
+static void expect_cdcs(struct cdcs_fx *c, const char *man, const char *appr, const char *code)
+{
+	struct cdcsimg_manifest m;
+	const char *got = NULL;
+	char err[512];
+	int rc = dev_cdcs_verify(&c->cfg, &c->keys, man, appr, 0, &m, &got, err, sizeof(err));
+
+	if (code == NULL) {
+		if (rc != 0)
+			fail_msg("refused: %s: %s", got, err);
+		return;
+	}
+	if (rc != -1 || got == NULL || strcmp(got, code) != 0)
+		fail_msg("want %s, got rc %d %s: %s", code, rc, got ? got : "-", err);
+}
+
+/* Sign m with vendor_key, approve it with the operator key: refused with code (NULL: ok). */
+static void expect_approved(struct fx *fx, struct cdcs_fx *c, EVP_PKEY *vendor_key,
+                            const struct cdcsimg_manifest *m, const char *code)
+{
+	char *man = cdcs_sign(vendor_key, m), *appr = cdcs_approve(fx->operator_key, m, man);
+
+	expect_cdcs(c, man, appr, code);
+	free(man);
+	free(appr);
+}
+
+static void put_highest(struct cdcs_fx *c, const char *vendor, int64_t vn)
+{
+	char p[PATH_MAX], num[32];
+
+	snprintf(p, sizeof(p), "%s/cdcs", c->cfg.state_dir);
+	(void)mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/cdcs/%s", c->cfg.state_dir, vendor);
+	(void)mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/cdcs/%s/sample-ca", c->cfg.state_dir, vendor);
+	(void)mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/cdcs/%s/sample-ca/highest", c->cfg.state_dir, vendor);
+	snprintf(num, sizeof(num), "%lld\n", (long long)vn);
+	put(p, num, 0644);
+}
+
+static void test_cdcs_verify(void **state)
+{
+	struct fx *fx = *state;
+	struct cdcs_fx c;
+	struct cdcsimg_manifest m, m2, got;
+	const char *code;
+	char err[512], *man, *appr, *man2, *appr2, *x;
+	json_t *j;
+
+	cdcs_load(fx, &c);
+	m = cdcs_claims("vendor-a", "sw", "linux-x86_64", 2, "image bytes");
+	man = cdcs_sign(fx->vendor_a, &m);
+	appr = cdcs_approve(fx->operator_key, &m, man);
+	assert_int_equal(
+	    dev_cdcs_verify(&c.cfg, &c.keys, man, appr, 0, &got, &code, err, sizeof(err)), 0);
+	assert_string_equal(got.vendor, "vendor-a");
+	assert_string_equal(got.variant, "sw");
+	assert_int_equal(got.version_number, 2);
+	assert_string_equal(got.sha256, m.sha256);
+
+	/* Approval missing, or signed by the vendor instead of the operator. */
+	expect_cdcs(&c, man, NULL, "not_approved");
+	x = cdcs_approve(fx->vendor_a, &m, man);
+	expect_cdcs(&c, man, x, "not_approved");
+	free(x);
+	/* A manifest of an unknown vendor, even approved by the operator. */
+	m2 = cdcs_claims("vendor-x", "sw", "linux-x86_64", 2, "image bytes");
+	expect_approved(fx, &c, fx->vendor_x, &m2, "unknown_vendor");
+	/* vendor-a's name, another key. */
+	expect_approved(fx, &c, fx->vendor_x, &m, "bad_signature");
+	/* Another platform. */
+	m2 = cdcs_claims("vendor-a", "sw", "android-arm64", 2, "image bytes");
+	expect_approved(fx, &c, fx->vendor_a, &m2, "wrong_platform");
+	/* A valid approval, but of another manifest (same identity, other bytes). */
+	m2 = cdcs_claims("vendor-a", "sw", "linux-x86_64", 2, "other bytes");
+	man2 = cdcs_sign(fx->vendor_a, &m2);
+	expect_cdcs(&c, man2, appr, "approval_mismatch");
+	appr2 = cdcs_approve(fx->operator_key, &m2, man2);
+	expect_cdcs(&c, man, appr2, "approval_mismatch");
+	free(man2);
+	free(appr2);
+	/* Another ABI (signed by hand: the signing side refuses to make one). */
+	assert_non_null(j = cdcsimg_manifest_json(&m));
+	json_object_set_new(j, "abi", json_integer(2));
+	json_object_set_new(j, "iss", json_string("vendor-a"));
+	json_object_set_new(j, "aud", json_string(CDCSIMG_AUD));
+	json_object_set_new(j, "sub", json_string(CDCSIMG_SUB));
+	assert_non_null(man2 = jose_sign(fx->vendor_a, NULL, j, 3600, err, sizeof(err)));
+	json_decref(j);
+	expect_cdcs(&c, man2, appr, "bad_claims");
+	free(man2);
+	/* Anti-rollback: the highest version ever installed is the reference. */
+	put_highest(&c, "vendor-a", 2);
+	expect_cdcs(&c, man, appr, NULL); /* the same version again */
+	put_highest(&c, "vendor-a", 3);
+	expect_cdcs(&c, man, appr, "rollback");
+	assert_int_equal(dev_cdcs_highest(&c.cfg, "vendor-a", "sample-ca"), 3);
+	assert_int_equal(dev_cdcs_highest(&c.cfg, "vendor-b", "sample-ca"), 0);
+	free(man);
+	free(appr);
+	cdcs_unload(&c);
+
+	/* A device configured without keys refuses everything. */
+	write_conf(fx, base_conf(fx));
+	if (dev_config_load(fx->conf, &c.cfg, err, sizeof(err)) == -1 ||
+	    dev_cdcs_keys_load(&c.cfg, &c.keys, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	m = cdcs_claims("vendor-a", "sw", "linux-x86_64", 4, "image bytes");
+	man = cdcs_sign(fx->vendor_a, &m);
+	appr = cdcs_approve(fx->operator_key, &m, man);
+	expect_cdcs(&c, man, appr, "unknown_vendor");
+	free(man);
+	free(appr);
+	cdcs_unload(&c);
+}
+
+/* The files of state_dir/cdcs/vendor-a/sample-ca that are not "highest" or "current". */
+static void expect_versions(struct cdcs_fx *c, const char *want)
+{
+	char dir[PATH_MAX], got[1024] = "";
+	struct dirent **v;
+	int n, i;
+
+	snprintf(dir, sizeof(dir), "%s/cdcs/vendor-a/sample-ca", c->cfg.state_dir);
+	n = scandir(dir, &v, NULL, alphasort);
+	assert_true(n >= 0);
+	for (i = 0; i < n; i++) {
+		if (strcmp(v[i]->d_name, ".") != 0 && strcmp(v[i]->d_name, "..") != 0 &&
+		    strcmp(v[i]->d_name, "highest") != 0 && strcmp(v[i]->d_name, "current") != 0) {
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%.64s ",
+			         v[i]->d_name);
+		}
+		free(v[i]);
+	}
+	free(v);
+	if (strcmp(got, want) != 0)
+		fail_msg("versions '%s', want '%s'", got, want);
+}
+
+/* Download (a part with content), install and, when commit, personalize and switch. */
+static int cdcs_install(struct fx *fx, struct cdcs_fx *c, const char *variant, int64_t vn,
+                        const char *content, const char *signed_content, int commit,
+                        const char **code, struct dev_cdcs_inst *inst)
+{
+	struct cdcsimg_manifest m = cdcs_claims("vendor-a", variant, "linux-x86_64", vn,
+	                                        signed_content),
+	                        v;
+	char part[PATH_MAX], err[512], *man = cdcs_sign(fx->vendor_a, &m),
+	                               *appr = cdcs_approve(fx->operator_key, &m, man);
+	json_t *rights, *st;
+	int rc = -1;
+
+	if (dev_cdcs_verify(&c->cfg, &c->keys, man, appr, 0, &v, code, err, sizeof(err)) == -1)
+		goto out;
+	assert_int_equal(dev_cdcs_part_path(&c->cfg, &v, part, sizeof(part)), 0);
+	assert_non_null(strstr(part, "/cdcs/.download/vendor-a_sample-ca_"));
+	put(part, content, 0600);
+	if (dev_cdcs_install(&c->cfg, part, man, appr, &v, inst, code, err, sizeof(err)) == -1) {
+		/* Nothing half-installed, and the (complete but wrong) part is gone. */
+		assert_int_equal(access(part, F_OK), -1);
+		goto out;
+	}
+	assert_int_equal(access(part, F_OK), -1); /* moved in */
+	if (!commit) {
+		rc = 0;
+		goto out;
+	}
+	assert_non_null(rights = json_pack("[s, s]", "basic", "premium"));
+	assert_non_null(st = dev_cdcs_state_json(&v, 1, "vendor-a-0123", rights, "p-1", 1000));
+	rc = dev_cdcs_commit(inst, st, err, sizeof(err));
+	if (rc == -1)
+		*code = "commit_failed";
+	json_decref(rights);
+	json_decref(st);
+out:
+	free(man);
+	free(appr);
+	return rc;
+}
+
+static void expect_current(struct cdcs_fx *c, int64_t vn, const char *variant, const char *content)
+{
+	char dir[PATH_MAX], p[PATH_MAX + 64], err[256], *got;
+	struct stat sb;
+	json_t *st;
+	size_t len;
+
+	assert_non_null(st = dev_cdcs_state(&c->cfg, "vendor-a", "sample-ca"));
+	assert_int_equal(json_integer_value(json_object_get(st, "version_number")), vn);
+	assert_string_equal(json_string_value(json_object_get(st, "variant")), variant);
+	assert_true(json_is_true(json_object_get(st, "personalized")));
+	assert_string_equal(json_string_value(json_object_get(st, "cdcs_id")), "vendor-a-0123");
+	assert_int_equal(json_array_size(json_object_get(st, "rights")), 2);
+	json_decref(st);
+	assert_int_equal(dev_cdcs_current_dir(&c->cfg, "vendor-a", "sample-ca", dir, sizeof(dir)),
+	                 0);
+	snprintf(p, sizeof(p), "%s/cdcs.so", dir);
+	assert_non_null(got = file_read(p, 4096, &len, err, sizeof(err)));
+	assert_string_equal(got, content);
+	free(got);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0755);
+	snprintf(p, sizeof(p), "%s/store", dir);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	snprintf(p, sizeof(p), "%s/manifest.jws", dir);
+	assert_int_equal(access(p, R_OK), 0);
+	snprintf(p, sizeof(p), "%s/approval.jws", dir);
+	assert_int_equal(access(p, R_OK), 0);
+}
+
+static void test_cdcs_install(void **state)
+{
+	struct fx *fx = *state;
+	struct dev_cdcs_inst inst;
+	struct cdcs_fx c;
+	const char *code = NULL;
+	char p[PATH_MAX], err[256], keep[64];
+	const char *keepv[1];
+	struct stat sb;
+	json_t *all;
+
+	cdcs_load(fx, &c);
+	assert_null(dev_cdcs_state(&c.cfg, "vendor-a", "sample-ca"));
+	assert_int_equal(json_array_size(all = dev_cdcs_list(&c.cfg)), 0);
+	json_decref(all);
+
+	/* The downloaded bytes are not what was signed: nothing installed. */
+	assert_int_equal(cdcs_install(fx, &c, "sw", 1, "evil v1", "good v1", 0, &code, &inst), -1);
+	assert_string_equal(code, "bad_digest");
+	expect_versions(&c, "");
+	assert_int_equal(cdcs_install(fx, &c, "sw", 1, "good v1+", "good v1", 0, &code, &inst), -1);
+	assert_string_equal(code, "bad_size");
+	expect_versions(&c, "");
+	assert_null(dev_cdcs_state(&c.cfg, "vendor-a", "sample-ca"));
+
+	/* v1: installed, personalized, current. */
+	if (cdcs_install(fx, &c, "sw", 1, "good v1", "good v1", 1, &code, &inst) == -1)
+		fail_msg("%s", code);
+	expect_current(&c, 1, "sw", "good v1");
+	expect_versions(&c, "1 ");
+	assert_int_equal(dev_cdcs_highest(&c.cfg, "vendor-a", "sample-ca"), 1);
+	assert_int_equal(json_array_size(all = dev_cdcs_list(&c.cfg)), 1);
+	json_decref(all);
+
+	/* v2 installed, then its personalization fails: v2 goes, v1 stays current. */
+	assert_int_equal(cdcs_install(fx, &c, "sw", 2, "good v2", "good v2", 0, &code, &inst), 0);
+	expect_versions(&c, ".new-2 1 ");
+	dev_cdcs_abort(&inst);
+	expect_versions(&c, "1 ");
+	expect_current(&c, 1, "sw", "good v1");
+	assert_int_equal(dev_cdcs_highest(&c.cfg, "vendor-a", "sample-ca"), 1);
+
+	/* A commit that fails (here: the version vanished under it) leaves v1 current. */
+	assert_int_equal(cdcs_install(fx, &c, "sw", 2, "good v2", "good v2", 0, &code, &inst), 0);
+	tu_rmtree(inst.dir);
+	{
+		json_t *st = dev_cdcs_state_json(&inst.m, 1, NULL, NULL, NULL, 1);
+
+		assert_int_equal(dev_cdcs_commit(&inst, st, err, sizeof(err)), -1);
+		json_decref(st);
+	}
+	expect_versions(&c, "1 ");
+	expect_current(&c, 1, "sw", "good v1");
+
+	/* v2 for real: current switches, v1 is removed only then. */
+	if (cdcs_install(fx, &c, "sw", 2, "good v2", "good v2", 1, &code, &inst) == -1)
+		fail_msg("%s", code);
+	expect_current(&c, 2, "sw", "good v2");
+	expect_versions(&c, "2 ");
+	assert_int_equal(dev_cdcs_highest(&c.cfg, "vendor-a", "sample-ca"), 2);
+
+	/* The same version_number in another variant replaces the current one in place. */
+	if (cdcs_install(fx, &c, "hw", 2, "good v2 hw", "good v2 hw", 1, &code, &inst) == -1)
+		fail_msg("%s", code);
+	expect_current(&c, 2, "hw", "good v2 hw");
+	expect_versions(&c, "2 ");
+
+	/* Leftovers of an interrupted run go; current stays. */
+	snprintf(p, sizeof(p), "%s/cdcs/vendor-a/sample-ca/.new-5", c.cfg.state_dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/cdcs/vendor-a/sample-ca/7", c.cfg.state_dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/cdcs/vendor-a/sample-ca/7/store", c.cfg.state_dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	expect_versions(&c, ".new-5 2 7 ");
+	dev_cdcs_cleanup(&c.cfg);
+	expect_versions(&c, "2 ");
+	expect_current(&c, 2, "hw", "good v2 hw");
+
+	/* Old downloads go, the one being resumed stays. */
+	snprintf(p, sizeof(p), "%s/cdcs/.download/vendor-a_sample-ca_sw_1.part", c.cfg.state_dir);
+	put(p, "old", 0600);
+	snprintf(p, sizeof(p), "%s/cdcs/.download/vendor-a_sample-ca_sw_3.part", c.cfg.state_dir);
+	put(p, "resume me", 0600);
+	snprintf(keep, sizeof(keep), "vendor-a_sample-ca_sw_3.part");
+	keepv[0] = keep;
+	dev_cdcs_parts_prune(&c.cfg, keepv, 1);
+	assert_int_equal(access(p, F_OK), 0);
+	snprintf(p, sizeof(p), "%s/cdcs/.download/vendor-a_sample-ca_sw_1.part", c.cfg.state_dir);
+	assert_int_equal(access(p, F_OK), -1);
+
+	/* Removal: nothing left but highest, so an older version is still a rollback. */
+	assert_int_equal(dev_cdcs_remove(&c.cfg, "vendor-a", "sample-ca", err, sizeof(err)), 0);
+	expect_versions(&c, "");
+	snprintf(p, sizeof(p), "%s/cdcs/vendor-a/sample-ca/current", c.cfg.state_dir);
+	assert_int_equal(lstat(p, &sb), -1);
+	assert_null(dev_cdcs_state(&c.cfg, "vendor-a", "sample-ca"));
+	assert_int_equal(dev_cdcs_highest(&c.cfg, "vendor-a", "sample-ca"), 2);
+	assert_int_equal(cdcs_install(fx, &c, "sw", 1, "good v1", "good v1", 1, &code, &inst), -1);
+	assert_string_equal(code, "rollback");
+	assert_int_equal(dev_cdcs_remove(&c.cfg, "vendor-a", "sample-ca", err, sizeof(err)), 0);
+	assert_int_equal(dev_cdcs_remove(&c.cfg, "../x", "sample-ca", err, sizeof(err)), -1);
+	cdcs_unload(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_config), cmocka_unit_test(test_manifest),
-	    cmocka_unit_test(test_bundle), cmocka_unit_test(test_install),
-	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_config),       cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_bundle),       cmocka_unit_test(test_install),
+	    cmocka_unit_test(test_base64),       cmocka_unit_test(test_cdcs_verify),
+	    cmocka_unit_test(test_cdcs_install),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -437,6 +437,18 @@ static void test_random_hex(void **state)
 	assert_int_equal(jose_random_hex(small, sizeof(small), 0), -1);
 }
 
+static void test_code_status(void **state)
+{
+	(void)state;
+	assert_int_equal(jose_code_status("bad_token"), 401);
+	assert_int_equal(jose_code_status("token_expired"), 401);
+	assert_int_equal(jose_code_status("wrong_audience"), 401);
+	assert_int_equal(jose_code_status("wrong_subject"), 403);
+	assert_int_equal(jose_code_status("token_replayed"), 409);
+	assert_int_equal(jose_code_status("internal_error"), 500);
+	assert_int_equal(jose_code_status(NULL), 500);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -448,6 +460,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sign_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jwe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random_hex, setup, teardown),
+	    cmocka_unit_test(test_code_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
