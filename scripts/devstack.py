@@ -693,6 +693,8 @@ def down(workdir):
             exe = os.readlink("/proc/%d/exe" % pid)
         except OSError:
             continue
+        if exe.endswith(" (deleted)"):  # the binary was rebuilt since 'up': still ours
+            exe = exe[:-len(" (deleted)")]
         if os.path.realpath(exe) != os.path.realpath(s["exe"]):
             continue  # the pid was reused by someone else: not ours to stop
         os.kill(pid, signal.SIGTERM)

@@ -273,15 +273,26 @@ static void httpc_xfer_done(struct httpc_xfer *x, CURLcode rc)
 	struct httpc_resp_store rs;
 	httpc_cb cb = x->cb;
 	void *arg = x->arg;
+	struct httpc_dl *owned = NULL;
 
 	curl_multi_remove_handle(c->multi, x->easy);
 	TAILQ_REMOVE(&c->xfers, x, link);
 	httpc_resp_fill(x, rc, &rs);
 	if (rs.r.error != NULL)
 		log_rwarn(x->rid, "%s: %s", x->method, rs.r.error);
+	/* An httpc_download() state is the callback's argument: it outlives the transfer and
+	 * goes after the callback. */
+	if (x->dl != NULL && x->dl->owned) {
+		owned = x->dl;
+		x->dl = NULL;
+	}
 	/* Freed before the callback so that it may start new requests or free c. */
 	httpc_xfer_free(x);
 	cb(&rs.r, arg);
+	if (owned != NULL) {
+		close(owned->fd);
+		free(owned);
+	}
 	free(rs.r.body);
 	json_decref(rs.r.json);
 }

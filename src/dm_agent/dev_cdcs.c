@@ -115,21 +115,6 @@ static int dev_cdcs_mkdirs(const struct dev_config *cfg, const char *vendor, con
 	return 0;
 }
 
-int dev_dir_fsync(const char *dir, char *err, size_t errlen)
-{
-	int fd, rc;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		return -1;
-	}
-	rc = fsync(fd);
-	close(fd);
-	if (rc == -1)
-		snprintf(err, errlen, "fsync %s: %s", dir, strerror(errno));
-	return rc;
-}
-
 /* rm -rf below an open directory, never following links. */
 static int dev_cdcs_rmtree_at(int dfd, const char *name, int depth)
 {

@@ -92,7 +92,7 @@ int dev_package_check(const char *path, const struct dev_manifest *m, const char
 	return rc;
 }
 
-static int dev_fsync_dir(const char *dir, char *err, size_t errlen)
+int dev_dir_fsync(const char *dir, char *err, size_t errlen)
 {
 	int fd, rc;
 
@@ -145,7 +145,7 @@ int dev_install(const struct dev_config *cfg, const char *part, const char *mani
 		snprintf(err, errlen, "rename %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
-	if (dev_fsync_dir(dir, err, errlen) == -1)
+	if (dev_dir_fsync(dir, err, errlen) == -1)
 		goto fail;
 	if (file_write_atomic(man, manifest_jws, strlen(manifest_jws), 0644, err, errlen) == -1)
 		goto fail;
