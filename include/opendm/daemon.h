@@ -19,6 +19,7 @@
 
 #include "opendm/config.h"
 #include "opendm/db.h"
+#include "opendm/httpc.h"
 #include "opendm/httpd.h"
 
 struct daemon_ctx;
@@ -53,6 +54,19 @@ struct daemon_ctx {
 
 /* The whole life of a daemon; returns the process exit status. */
 int daemon_main(int argc, char **argv, const struct daemon_role *role);
+
+/*
+ * An HTTPS client for calls to other daemons (on the daemon's loop), presenting the daemon's
+ * own service certificate (serverAuth + clientAuth: the CN other daemons authorize) with short
+ * timeouts, so that a daemon waiting on a peer still answers within its shutdown grace.
+ * max_response bounds an answer. NULL + err.
+ */
+struct httpc *daemon_peer_client(struct daemon_ctx *d, size_t max_response, char *err,
+                                 size_t errlen);
+/* Run cb(-1, 0, arg) now and every every_s seconds on the daemon's loop (housekeeping such as
+ * purging spent tokens); event_free() the result in fini. NULL + err. */
+struct event *daemon_every(struct daemon_ctx *d, int every_s, event_callback_fn cb, void *arg,
+                           char *err, size_t errlen);
 
 /* Send a state string ("READY=1") to systemd if NOTIFY_SOCKET is set. 0 (also when unset)/-1. */
 int daemon_notify(const char *state);

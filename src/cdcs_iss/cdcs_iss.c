@@ -17,8 +17,6 @@
 #define CDCS_ISS_PATH_MAX 4096
 #define CDCS_ISS_PURGE_S  60
 /* Daemon-to-daemon calls (CONTRACT: the same limits for the three CDCS daemons). */
-#define CDCS_ISS_PSS_CONNECT_MS   3000
-#define CDCS_ISS_PSS_TIMEOUT_MS   5000
 #define CDCS_ISS_PSS_MAX_RESPONSE (64 * 1024)
 
 static const struct schema_field cdcs_iss_conf_fields[] = {
@@ -60,8 +58,6 @@ static void cdcs_iss_purge(evutil_socket_t fd, short what, void *arg)
 static int cdcs_iss_init(struct daemon_ctx *d)
 {
 	const struct cdcs_iss_conf *c = d->cfg.role;
-	const struct timeval every = {CDCS_ISS_PURGE_S, 0};
-	struct httpc_conf hc;
 	struct cdcs_iss *s;
 	char err[CDCS_ISS_ERRLEN];
 
@@ -88,20 +84,16 @@ static int cdcs_iss_init(struct daemon_ctx *d)
 
 	/* Our service certificate is serverAuth + clientAuth: it is also who we are to
 	 * cdcs-pss. */
-	memset(&hc, 0, sizeof(hc));
-	hc.tls = d->cfg.tls;
-	hc.connect_timeout_ms = CDCS_ISS_PSS_CONNECT_MS;
-	hc.timeout_ms = CDCS_ISS_PSS_TIMEOUT_MS;
-	hc.max_response = CDCS_ISS_PSS_MAX_RESPONSE;
-	if ((s->pss = httpc_new(d->base, &hc, err, sizeof(err))) == NULL)
+	if ((s->pss = daemon_peer_client(d, CDCS_ISS_PSS_MAX_RESPONSE, err, sizeof(err))) == NULL)
 		goto fail;
 
-	if ((s->ev_purge = event_new(d->base, -1, EV_PERSIST, cdcs_iss_purge, s)) == NULL ||
-	    event_add(s->ev_purge, &every) == -1 || cdcs_iss_report_init(s) == -1) {
-		snprintf(err, sizeof(err), "cannot arm the timers");
+	if ((s->ev_purge =
+	         daemon_every(d, CDCS_ISS_PURGE_S, cdcs_iss_purge, s, err, sizeof(err))) == NULL)
+		goto fail;
+	if (cdcs_iss_report_init(s) == -1) {
+		snprintf(err, sizeof(err), "cannot start the report outbox");
 		goto fail;
 	}
-	cdcs_iss_purge(-1, 0, s);
 	log_info("%zu entitlement key(s), tickets valid %llds, cdcs-pss at %s", s->keys.n,
 	         (long long)s->ticket_ttl_s, s->cdcs_pss_url);
 	return 0;

@@ -16,10 +16,7 @@
 #include "opendm/replay.h"
 #include "cdcs_mss.h"
 
-#define CDCS_MSS_PURGE_S        60
-#define CDCS_MSS_ISS_CONNECT_MS 3000
-/* Well under the default shutdown grace, so that a stopping daemon still answers. */
-#define CDCS_MSS_ISS_TIMEOUT_MS   5000
+#define CDCS_MSS_PURGE_S          60
 #define CDCS_MSS_ISS_MAX_RESPONSE (64 * 1024)
 
 static const struct schema_field cdcs_mss_conf_fields[] = {
@@ -141,8 +138,6 @@ static int cdcs_mss_load(struct cdcs_mss *s, const struct cdcs_mss_conf *c, char
 static int cdcs_mss_init(struct daemon_ctx *d)
 {
 	const struct cdcs_mss_conf *c = d->cfg.role;
-	const struct timeval every = {CDCS_MSS_PURGE_S, 0};
-	struct httpc_conf hc;
 	struct cdcs_mss *s;
 	char err[CDCS_MSS_ERRLEN];
 
@@ -162,20 +157,12 @@ static int cdcs_mss_init(struct daemon_ctx *d)
 
 	/* Our service certificate is serverAuth + clientAuth: it is also who we are to
 	 * cdcs-iss. */
-	memset(&hc, 0, sizeof(hc));
-	hc.tls = d->cfg.tls;
-	hc.connect_timeout_ms = CDCS_MSS_ISS_CONNECT_MS;
-	hc.timeout_ms = CDCS_MSS_ISS_TIMEOUT_MS;
-	hc.max_response = CDCS_MSS_ISS_MAX_RESPONSE;
-	if ((s->iss = httpc_new(d->base, &hc, err, sizeof(err))) == NULL)
+	if ((s->iss = daemon_peer_client(d, CDCS_MSS_ISS_MAX_RESPONSE, err, sizeof(err))) == NULL)
 		goto fail;
 
-	if ((s->ev_purge = event_new(d->base, -1, EV_PERSIST, cdcs_mss_purge, s)) == NULL ||
-	    event_add(s->ev_purge, &every) == -1) {
-		snprintf(err, sizeof(err), "cannot arm the purge timer");
+	if ((s->ev_purge =
+	         daemon_every(d, CDCS_MSS_PURGE_S, cdcs_mss_purge, s, err, sizeof(err))) == NULL)
 		goto fail;
-	}
-	cdcs_mss_purge(-1, 0, s);
 	log_info("catalogue %s, %zu vendor key(s), cdcs-iss at %s, devices from %s",
 	         s->catalogue_dir, s->v.vendors.n, s->cdcs_iss_url, c->device_ca);
 	return 0;

@@ -12,10 +12,7 @@
 #include "opendm/pki.h"
 #include "cdcs_pss.h"
 
-#define CDCS_PSS_PATH_MAX   4096
-#define CDCS_PSS_CONNECT_MS 3000
-/* Well under the default shutdown grace, so that a stopping daemon still answers. */
-#define CDCS_PSS_TIMEOUT_MS 5000
+#define CDCS_PSS_PATH_MAX 4096
 /* cdcs-mss answers up to 16 items, each with three JWS (manifest, approval, ticket). */
 #define CDCS_PSS_MAX_RESPONSE (1024 * 1024)
 #define CDCS_PSS_PURGE_S      3600
@@ -66,8 +63,6 @@ static void cdcs_pss_purge(evutil_socket_t fd, short what, void *arg)
 static int cdcs_pss_init(struct daemon_ctx *d)
 {
 	const struct cdcs_pss_conf *c = d->cfg.role;
-	const struct timeval every = {CDCS_PSS_PURGE_S, 0};
-	struct httpc_conf hc;
 	struct cdcs_pss *s;
 	char err[CDCS_PSS_ERRLEN];
 
@@ -92,20 +87,12 @@ static int cdcs_pss_init(struct daemon_ctx *d)
 
 	/* Our service certificate is serverAuth + clientAuth: it is who we are to dm-iss and
 	 * cdcs-mss, which accept cdcs-pss by its CN. */
-	memset(&hc, 0, sizeof(hc));
-	hc.tls = d->cfg.tls;
-	hc.connect_timeout_ms = CDCS_PSS_CONNECT_MS;
-	hc.timeout_ms = CDCS_PSS_TIMEOUT_MS;
-	hc.max_response = CDCS_PSS_MAX_RESPONSE;
-	if ((s->http = httpc_new(d->base, &hc, err, sizeof(err))) == NULL)
+	if ((s->http = daemon_peer_client(d, CDCS_PSS_MAX_RESPONSE, err, sizeof(err))) == NULL)
 		goto fail;
 
-	if ((s->ev_purge = event_new(d->base, -1, EV_PERSIST, cdcs_pss_purge, s)) == NULL ||
-	    event_add(s->ev_purge, &every) == -1) {
-		snprintf(err, sizeof(err), "cannot arm the purge timer");
+	if ((s->ev_purge =
+	         daemon_every(d, CDCS_PSS_PURGE_S, cdcs_pss_purge, s, err, sizeof(err))) == NULL)
 		goto fail;
-	}
-	cdcs_pss_purge(-1, 0, s);
 	log_info("device CA %s, dm-iss at %s, cdcs-mss at %s, agents run every %lld s",
 	         c->device_ca, s->dm_iss_url, s->cdcs_mss_url, (long long)s->interval_s);
 	return 0;

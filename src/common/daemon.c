@@ -348,3 +348,37 @@ out:
 		curl_global_cleanup();
 	return status;
 }
+
+#define DAEMON_PEER_CONNECT_MS 3000
+/* Well under the default shutdown grace, so that a stopping daemon still answers. */
+#define DAEMON_PEER_TIMEOUT_MS 5000
+
+struct httpc *daemon_peer_client(struct daemon_ctx *d, size_t max_response, char *err,
+                                 size_t errlen)
+{
+	struct httpc_conf hc;
+
+	memset(&hc, 0, sizeof(hc));
+	hc.tls = d->cfg.tls;
+	hc.connect_timeout_ms = DAEMON_PEER_CONNECT_MS;
+	hc.timeout_ms = DAEMON_PEER_TIMEOUT_MS;
+	hc.max_response = max_response;
+	return httpc_new(d->base, &hc, err, errlen);
+}
+
+struct event *daemon_every(struct daemon_ctx *d, int every_s, event_callback_fn cb, void *arg,
+                           char *err, size_t errlen)
+{
+	const struct timeval every = {every_s, 0};
+	struct event *ev;
+
+	if ((ev = event_new(d->base, -1, EV_PERSIST, cb, arg)) == NULL ||
+	    event_add(ev, &every) == -1) {
+		if (ev != NULL)
+			event_free(ev);
+		snprintf(err, errlen, "cannot arm a timer");
+		return NULL;
+	}
+	cb(-1, 0, arg);
+	return ev;
+}

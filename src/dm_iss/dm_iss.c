@@ -17,12 +17,9 @@
 #include "opendm/replay.h"
 #include "dm_iss.h"
 
-#define DM_ISS_PATH_MAX       4096
-#define DM_ISS_BUNDLE_MAX     (256 * 1024)
-#define DM_ISS_PURGE_S        60
-#define DM_ISS_MSS_CONNECT_MS 3000
-/* Well under the default shutdown grace, so that a stopping daemon still answers. */
-#define DM_ISS_MSS_TIMEOUT_MS   5000
+#define DM_ISS_PATH_MAX         4096
+#define DM_ISS_BUNDLE_MAX       (256 * 1024)
+#define DM_ISS_PURGE_S          60
 #define DM_ISS_MSS_MAX_RESPONSE (64 * 1024)
 
 static const struct schema_field dm_iss_conf_fields[] = {
@@ -109,8 +106,6 @@ static void dm_iss_purge(evutil_socket_t fd, short what, void *arg)
 static int dm_iss_init(struct daemon_ctx *d)
 {
 	const struct dm_iss_conf *c = d->cfg.role;
-	const struct timeval every = {DM_ISS_PURGE_S, 0};
-	struct httpc_conf hc;
 	struct dm_iss *s;
 	char err[DM_ISS_ERRLEN];
 
@@ -138,20 +133,12 @@ static int dm_iss_init(struct daemon_ctx *d)
 	s->cert_days = c->cert_days > 0 ? c->cert_days : DM_ISS_CERT_DAYS_DEFAULT;
 
 	/* Our service certificate is serverAuth + clientAuth: it is also who we are to dm-mss. */
-	memset(&hc, 0, sizeof(hc));
-	hc.tls = d->cfg.tls;
-	hc.connect_timeout_ms = DM_ISS_MSS_CONNECT_MS;
-	hc.timeout_ms = DM_ISS_MSS_TIMEOUT_MS;
-	hc.max_response = DM_ISS_MSS_MAX_RESPONSE;
-	if ((s->mss = httpc_new(d->base, &hc, err, sizeof(err))) == NULL)
+	if ((s->mss = daemon_peer_client(d, DM_ISS_MSS_MAX_RESPONSE, err, sizeof(err))) == NULL)
 		goto fail;
 
-	if ((s->ev_purge = event_new(d->base, -1, EV_PERSIST, dm_iss_purge, s)) == NULL ||
-	    event_add(s->ev_purge, &every) == -1) {
-		snprintf(err, sizeof(err), "cannot arm the purge timer");
+	if ((s->ev_purge = daemon_every(d, DM_ISS_PURGE_S, dm_iss_purge, s, err, sizeof(err))) ==
+	    NULL)
 		goto fail;
-	}
-	dm_iss_purge(-1, 0, s);
 	log_info("device CA %s, certificates for %lld days, dm-mss at %s", c->device_ca_cert,
 	         (long long)s->cert_days, s->dm_mss_url);
 	return 0;
