@@ -34,7 +34,7 @@ BDIR = os.path.join(ROOT, "build-bench")
 TARGETS = ["dmctl", "dm-app", "dm-agent", "dm-mss", "dm-iss", "cdcs-pss", "cdcs-mss", "cdcs-iss",
            "sd-if-agent", "cdcs-sample-ca", "cdcs-sample-drm", "odm-sha256-rate"]
 
-NGINX_CONF = """worker_processes 1;
+NGINX_CONF = """{user}worker_processes 1;
 daemon off;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
@@ -152,7 +152,10 @@ def main():
         ndir = os.path.join(tmp, "nginx")
         os.makedirs(ndir)
         with open(os.path.join(ndir, "nginx.conf"), "w") as f:
-            f.write(NGINX_CONF.format(tmp=ndir, port=port, pki=stack.pki, image=image))
+            # As root, nginx's worker would drop to nobody, who cannot read the private
+            # work directory: keep it as the user that made the files.
+            f.write(NGINX_CONF.format(user="user root;\n" if os.geteuid() == 0 else "",
+                                      tmp=ndir, port=port, pki=stack.pki, image=image))
         ngx = subprocess.Popen(["taskset", "-c", "0", nginx, "-c",
                                 os.path.join(ndir, "nginx.conf"), "-p", ndir],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

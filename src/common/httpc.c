@@ -858,7 +858,8 @@ static struct httpc_resp *httpc_sync_error(const char *text)
 
 	if ((rs = httpc_store_new()) == NULL)
 		return NULL;
-	snprintf(rs->error, sizeof(rs->error), "%s", text);
+	/* A path in the text may be longer than the error buffer: cut, say so by length. */
+	snprintf(rs->error, sizeof(rs->error), "%.*s", (int)sizeof(rs->error) - 1, text);
 	rs->r.error = rs->error;
 	return &rs->r;
 }

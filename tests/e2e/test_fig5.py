@@ -286,6 +286,23 @@ class Policy(Fig5Base):
             show = json.loads(self.dmctl("--json", "policy", "device", dev.dm_id).stdout)
             self.assertIn(rule, show["decisions"][0]["reason"], show)
 
+    def test_policy_change_removes_a_client(self):
+        """Premium lapses: the DRM client is removed at the next run, the CA client stays
+        (make-before-break: nothing else had to be installed first)."""
+        dev = self.personalized(["basic", "premium"])
+        self.sync(dev)
+        self.assertEqual(sorted(self.status(dev)), [CA, DRM])
+        self.stack.set_entitlements(dev.account, ["basic"])
+        _, doc = self.sync(dev)
+        self.assertEqual(self.names(doc["removed"]), [DRM], doc)
+        self.assertEqual(sorted(self.status(dev)), [CA])
+        self.assert_not_installed(dev, DRM)
+        self.assert_no_play(dev, DRM, "basic", "no_cdcs")
+        self.assert_plays(dev, CA, "basic")
+        show = json.loads(self.dmctl("--json", "policy", "device", dev.dm_id).stdout)
+        states = {"%s/%s" % (c["vendor"], c["name"]): c["state"] for c in show["cdcs"]}
+        self.assertEqual(states.get(DRM), "removed", show)
+
     def test_not_entitled_content_cannot_be_played(self):
         dev = self.personalized(["basic"])
         _, doc = self.sync(dev)
