@@ -97,6 +97,11 @@ class Daemon:
         self.log = log
         self.proc = None
         self.override = {}
+        self.relay_port = None  # sd-if-agent: its CONNECT relay listener
+
+    @property
+    def relay_url(self):
+        return "https://127.0.0.1:%d" % self.relay_port if self.relay_port else None
 
     @property
     def url(self):
@@ -238,6 +243,24 @@ class Stack:
             args.append("--no-register")
         return self.dmctl(*args, check=check)
 
+    def cpe_ctl(self, *args, check=True):
+        """sd-if-agent -c CONF ctl ARGS: the CPE's local admin command (what its TV menu does)."""
+        d = self.daemons["sd-if-agent"]
+        r = subprocess.run([self.bin("sd-if-agent"), "-c", d.config, "ctl"] + list(args),
+                           capture_output=True, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise StackError("sd-if-agent ctl %s failed (%d): %s" % (" ".join(args),
+                                                                     r.returncode, r.stderr))
+        return r
+
+    def cpe_pin(self):
+        """Put the CPE in pairing mode; its PIN."""
+        return json.loads(self.cpe_ctl("pair", "--json").stdout)["pin"]
+
+    def register_cpe(self, account, cn="cpe-0001"):
+        """dmctl cpe add: the dev PKI's CPE belongs to this subscriber (dm-mss)."""
+        return self.dmctl("cpe", "add", cn, account)
+
     def add_rule(self, rule):
         return self.dmctl("policy", "add", "-", input=json.dumps(rule))
 
@@ -275,6 +298,7 @@ class Stack:
                 "agent_pubkey": p("dm-agent-signing.pub"),
                 "packages_dir": self.packages,
                 "dm_iss_url": self.url("dm-iss"),
+                "cpe_ca": p("cpe-ca.crt"),
             }}
         if role == "dm-iss":
             return {"dm_iss": {
@@ -310,6 +334,20 @@ class Stack:
                 "cdcs_pss_url": self.url("cdcs-pss"),
                 "public_url": self.url("cdcs-iss"),
             }}
+        if role == "sd-if-agent":
+            d = self.daemons.get(role)
+            return {"sd_if_agent": {
+                "app_ca": p("app-ca.crt"),
+                "control_socket": os.path.join(self.dir, "sd-if-agent.sock"),
+                "relay_public_url": d.relay_url if d else UNUSED_URL,
+                "relay": {
+                    "address": "127.0.0.1",
+                    "port": d.relay_port if d else 1,
+                    # The head-end daemons a paired device may reach through the CPE.
+                    "allow": ["127.0.0.1:%d" % x.port for r, x in sorted(self.daemons.items())
+                              if r != "sd-if-agent"] or ["127.0.0.1:1"],
+                },
+            }}
         return {}
 
     def vendor_keys(self):
@@ -343,11 +381,13 @@ class Stack:
 
     def add(self, role, **override):
         port = free_port()
-        cfg = self.config_for(role, port, **override)
-        d = Daemon(role, port, self.write_config(role, cfg),
+        d = Daemon(role, port, os.path.join(self.dir, "conf", role + ".json"),
                    os.path.join(self.dir, "log", role + ".log"))
+        if role == "sd-if-agent":
+            d.relay_port = free_port()
         d.override = override
         self.daemons[role] = d
+        self.write_config(role, self.config_for(role, port, **override))
         return d
 
     def write_configs(self):
@@ -435,6 +475,8 @@ class Stack:
                 self.stop_all()
                 for d in self.daemons.values():
                     d.port = free_port()
+                    if d.relay_port:
+                        d.relay_port = free_port()
         self.save_state()
 
     def stop(self, role, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
@@ -551,6 +593,8 @@ class Device:
             "operator_pubkey": p("operator-signing.pub"),
             "vendor_keys": stack.vendor_keys(),
         }
+        if "sd-if-agent" in stack.daemons:
+            self.cfg["cpe"] = {"pairing_url": stack.url("sd-if-agent"), "ca": p("cpe-ca.crt")}
         self.cfg.update(extra)
         self.write()
 
@@ -627,7 +671,17 @@ class Device:
         args = ["play", path] + (["--out", out] if out else [])
         return self.app(*args, timeout=60)
 
-    def install(self, code=None, offline=None, timeout=None):
+    def pair(self, pin=None):
+        """dm-app pair --pin PIN (a fresh PIN from the CPE unless given): CompletedProcess."""
+        return self.app("pair", "--pin", pin or self.stack.cpe_pin(), timeout=60)
+
+    @property
+    def paired(self):
+        return os.path.exists(os.path.join(self.state_dir, "link", "pairing.json"))
+
+    def install(self, code=None, offline=None, timeout=None, paired=False):
+        if paired:
+            return self.app("install", "--paired", timeout=timeout)
         if offline is not None:
             return self.app("install", "--offline", offline, timeout=timeout)
         return self.app("install", "--code", code, timeout=timeout)

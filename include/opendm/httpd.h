@@ -93,6 +93,12 @@ const char *httpd_req_header(const struct httpd_req *req, const char *name);
 struct evhttp_request *httpd_req_ev(struct httpd_req *req);
 /* Called (once) if the client goes away before the reply; the req is then freed. */
 void httpd_req_set_abort_cb(struct httpd_req *req, void (*cb)(void *arg), void *arg);
+/*
+ * The TLS exporter (RFC 8446 §7.5, SSL_export_keying_material, no context) of the request's
+ * connection: len bytes for label into out, the same the client computes on its side of
+ * this session. Binds an application secret (a pairing PIN) to the session. 0/-1.
+ */
+int httpd_req_tls_export(struct httpd_req *req, const char *label, unsigned char *out, size_t len);
 
 /* Add a response header (before replying). */
 void httpd_add_header(struct httpd_req *req, const char *name, const char *value);

@@ -927,6 +927,21 @@ void httpd_req_set_abort_cb(struct httpd_req *req, void (*cb)(void *arg), void *
 	req->abort_arg = arg;
 }
 
+int httpd_req_tls_export(struct httpd_req *req, const char *label, unsigned char *out, size_t len)
+{
+	SSL *ssl;
+
+	/* The connection may be gone (an asynchronous handler answering late). */
+	if (req == NULL || req->conn == NULL || req->bev == NULL || label == NULL ||
+	    (ssl = bufferevent_openssl_get_ssl(req->bev)) == NULL)
+		return -1;
+	if (SSL_export_keying_material(ssl, out, len, label, strlen(label), NULL, 0, 0) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- server ---- */
 
 static int httpd_conf_check(const struct httpd_conf *c, char *err, size_t errlen)

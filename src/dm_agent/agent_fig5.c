@@ -28,6 +28,7 @@
 #include "agent.h"
 #include "cdcsproc.h"
 #include "dev_cdcs.h"
+#include "dev_link.h"
 
 #define FIG5_RETRY_FIRST_MS 200
 #define FIG5_RETRY_MAX_MS   5000
@@ -1024,6 +1025,7 @@ struct httpc *agent_fig5_http(struct agent *a, char *err, size_t errlen)
 {
 	char cert[PATH_MAX], key[PATH_MAX];
 	struct httpc_conf hc;
+	struct dev_link link;
 
 	if (a->http5 != NULL)
 		return a->http5;
@@ -1036,8 +1038,9 @@ struct httpc *agent_fig5_http(struct agent *a, char *err, size_t errlen)
 	hc.tls.cert = cert;
 	hc.tls.key = key;
 	hc.tls.ca = a->cfg.tls.ca;
-	hc.proxy = a->cfg.proxy;
-	hc.proxy_tls = a->cfg.tls; /* the proxy knows the device by its application cert */
+	/* Through the CPE relay when paired (the link credential), else as configured. */
+	if (dev_link_httpc_conf(&a->cfg, &link, &hc, err, errlen) == -1)
+		return NULL;
 	/* A request's whole time, and a download's stall time (httpc.h). */
 	hc.timeout_ms = 10000;
 	a->http5 = httpc_new(a->base, &hc, err, errlen);

@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "cdcsproc.h"
+#include "dev_link.h"
 
 static void agent_usage(FILE *f)
 {
@@ -52,6 +53,7 @@ static int agent_pidfile(struct agent *a, char *err, size_t errlen)
 static int agent_setup(struct agent *a, char *err, size_t errlen)
 {
 	struct httpc_conf hc;
+	struct dev_link link;
 
 	if (dev_dirs(&a->cfg, err, errlen) == -1 || agent_pidfile(a, err, errlen) == -1)
 		return -1;
@@ -61,8 +63,8 @@ static int agent_setup(struct agent *a, char *err, size_t errlen)
 	}
 	memset(&hc, 0, sizeof(hc));
 	hc.tls = a->cfg.tls;
-	hc.proxy = a->cfg.proxy;
-	hc.proxy_tls = a->cfg.tls;
+	if (dev_link_httpc_conf(&a->cfg, &link, &hc, err, errlen) == -1)
+		return -1;
 	/* Bounded attempts, so the last retry ends soon after retry_max_s (dm-app waits that
 	 * plus a margin). */
 	hc.timeout_ms = 10000;

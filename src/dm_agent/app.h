@@ -29,6 +29,8 @@ int app_fail(int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 int app_install_online(struct app *app, const char *code);
+/* Figure 4 step 1 with a pairing assertion from the CPE instead of a code (issue 5). */
+int app_install_paired(struct app *app);
 int app_install_offline(struct app *app, const char *file);
 
 /* Stop a running agent (control command, then SIGTERM); 0 once it is gone, -1 if not. */
@@ -38,6 +40,14 @@ int app_agent_start(struct app *app, char *err, size_t errlen);
 /* Steps 6 and 12: ask the agent to personalize, print the result; an exit status. */
 int app_personalize(struct app *app, const char *token, const char *dm_iss_url);
 int app_status(struct app *app, int as_json);
+
+/* Pairing with the primary CPE (app_pair.c): "dm-app pair --pin PIN"; an exit status. */
+int app_pair(struct app *app, const char *pin);
+/* A fresh {"assertion", "cpe_certificate"} from the CPE we are paired with, or NULL with
+ * *rc set (not_paired, unreachable, the CPE's refusal). */
+json_t *app_pair_assertion(struct app *app, int *rc);
+/* The error code and message of a server's JSON error body (j may be NULL), or fallbacks. */
+void app_json_error(const json_t *j, const char **code, const char **msg);
 
 /* Figure 5 (app_cdcs.c): through the agent; an exit status. */
 int app_cdcs_sync(struct app *app, int as_json);

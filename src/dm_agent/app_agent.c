@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "dev_link.h"
 
 #define APP_AGENT_WAIT_MS 10000
 #define APP_POLL_MS       100
@@ -162,9 +163,13 @@ int app_status(struct app *app, int as_json)
 	int have_m = dev_manifest_installed(&app->cfg, &m) == 0;
 	int have_id = dev_identity_load(&app->cfg, &id) == 0;
 	long pid = dev_agent_pid(&app->cfg);
+	struct dev_link link;
 	json_t *j;
-	char *text;
+	char *text, err[1024];
 
+	/* A damaged record shows as not paired; install and the agent refuse to use it. */
+	if (dev_link_load(&app->cfg, &link, err, sizeof(err)) == -1)
+		log_warn("%s", err);
 	if (as_json) {
 		j = json_pack("{s:s, s:I, s:s?, s:b, s:I, s:b, s:s?, s:I}", "hw_id", app->cfg.hw_id,
 		              "installed_version", (json_int_t)(have_m ? m.version_number : 0),
@@ -174,6 +179,13 @@ int app_status(struct app *app, int as_json)
 		              (json_int_t)(have_id ? id.not_after : 0));
 		if (j != NULL && json_object_get(j, "dm_id") == NULL)
 			json_object_set_new(j, "dm_id", json_null());
+		if (j != NULL &&
+		    (json_object_set_new(j, "paired", json_boolean(link.paired)) == -1 ||
+		     json_object_set_new(
+		         j, "cpe", link.paired ? json_string(link.cpe) : json_null()) == -1)) {
+			json_decref(j);
+			j = NULL;
+		}
 		if (j == NULL || (text = json_dumps(j, JSON_COMPACT)) == NULL) {
 			json_decref(j);
 			return app_fail(APP_EXIT_REFUSED, "internal_error", "out of memory");
@@ -198,5 +210,9 @@ int app_status(struct app *app, int as_json)
 		       (long long)id.not_after);
 	else
 		printf("personalized: no\n");
+	if (link.paired)
+		printf("paired: cpe=%s relay=%s\n", link.cpe, link.relay_url);
+	else
+		printf("paired: no\n");
 	return APP_EXIT_OK;
 }

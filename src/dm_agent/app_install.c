@@ -55,19 +55,6 @@ static int app_retry_wait(struct app_retry *r)
 	return 0;
 }
 
-/* The server's error code and message, or fallbacks. */
-static void app_resp_error(const struct httpc_resp *r, const char **code, const char **msg)
-{
-	json_t *e = json_object_get(r->json, "error");
-
-	*code = json_string_value(json_object_get(e, "code"));
-	*msg = json_string_value(json_object_get(e, "message"));
-	if (*code == NULL)
-		*code = "refused";
-	if (*msg == NULL)
-		*msg = "the head-end refused the request";
-}
-
 static EVP_PKEY *app_pubkey(const char *path, int *rc)
 {
 	char err[512];
@@ -139,7 +126,7 @@ static int app_download(struct app *app, const char *url, const struct dev_manif
 			/* Our partial file is not a prefix of this package: start again. */
 			(void)unlink(part);
 		} else if (r->error == NULL && r->status >= 400 && r->status < 500) {
-			app_resp_error(r, &code, &msg);
+			app_json_error(r->json, &code, &msg);
 			rc = app_fail(APP_EXIT_REFUSED, code, "package download: %s", msg);
 			httpc_resp_free(r);
 			(void)unlink(part);
@@ -155,9 +142,13 @@ static int app_download(struct app *app, const char *url, const struct dev_manif
 	}
 }
 
-/* Step 1: the download request, retried on transport errors and 5xx. Returns the JSON. */
-static json_t *app_download_request(struct app *app, const char *activation, int64_t installed,
-                                    int *rc)
+/*
+ * Step 1: the download request, retried on transport errors and 5xx. The device proves who
+ * it is with auth_key: "activation_code" (a string) or "pairing" (the CPE's assertion and
+ * certificate). Returns the JSON.
+ */
+static json_t *app_download_request(struct app *app, const char *auth_key, json_t *auth,
+                                    int64_t installed, int *rc)
 {
 	struct app_retry rt;
 	struct httpc_resp *r = NULL;
@@ -167,9 +158,9 @@ static json_t *app_download_request(struct app *app, const char *activation, int
 
 	snprintf(url, sizeof(url), "%s/v1/agent/download-request", app->cfg.dm_mss_url);
 	if ((cap = capability_to_json(&app->cfg.capability)) == NULL ||
-	    (body = json_pack("{s:s, s:O, s:s, s:I}", "hw_id", app->cfg.hw_id, "capability", cap,
-	                      "activation_code", activation, "installed_version",
-	                      (json_int_t)installed)) == NULL) {
+	    (body = json_pack("{s:s, s:O, s:O, s:I}", "hw_id", app->cfg.hw_id, "capability", cap,
+	                      auth_key, auth, "installed_version", (json_int_t)installed)) ==
+	        NULL) {
 		*rc = app_fail(APP_EXIT_REFUSED, "internal_error", "out of memory");
 		goto out;
 	}
@@ -188,7 +179,7 @@ static json_t *app_download_request(struct app *app, const char *activation, int
 				*rc = app_fail(APP_EXIT_UNREACHABLE, "unreachable", "dm-mss: %s",
 				               r->error);
 			else {
-				app_resp_error(r, &code, &msg);
+				app_json_error(r->json, &code, &msg);
 				*rc = app_fail(APP_EXIT_UNREACHABLE, code, "%s", msg);
 			}
 			goto out;
@@ -197,7 +188,7 @@ static json_t *app_download_request(struct app *app, const char *activation, int
 		r = NULL;
 	}
 	if (r->status != 200 || !json_is_object(r->json)) {
-		app_resp_error(r, &code, &msg);
+		app_json_error(r->json, &code, &msg);
 		*rc = app_fail(APP_EXIT_REFUSED, code, "%s", msg);
 		goto out;
 	}
@@ -209,7 +200,8 @@ out:
 	return out;
 }
 
-int app_install_online(struct app *app, const char *activation)
+/* Steps 1 and 4-6 once the request id is made; auth as for app_download_request(). */
+static int app_install_auth(struct app *app, const char *auth_key, json_t *auth)
 {
 	struct dev_manifest inst, m;
 	const char *manifest, *pkg, *token, *iss, *code;
@@ -220,16 +212,10 @@ int app_install_online(struct app *app, const char *activation)
 	size_t base_len;
 	int rc = APP_EXIT_REFUSED;
 
-	if (strlen(activation) > 64)
-		return app_fail(APP_EXIT_USAGE, "usage", "activation code too long");
 	installed = dev_manifest_installed(&app->cfg, &inst) == 0 ? inst.version_number : 0;
 	if ((pub = app_pubkey(app->cfg.agent_pubkey, &rc)) == NULL)
 		return rc;
-	if (jose_random_hex(app->rid, sizeof(app->rid), APP_RID_BYTES) == -1) {
-		rc = app_fail(APP_EXIT_REFUSED, "internal_error", "no randomness");
-		goto out;
-	}
-	if ((resp = app_download_request(app, activation, installed, &rc)) == NULL)
+	if ((resp = app_download_request(app, auth_key, auth, installed, &rc)) == NULL)
 		goto out;
 	manifest = json_string_value(json_object_get(resp, "manifest"));
 	pkg = json_string_value(json_object_get(resp, "package_url"));
@@ -261,6 +247,37 @@ int app_install_online(struct app *app, const char *activation)
 out:
 	EVP_PKEY_free(pub);
 	json_decref(resp);
+	return rc;
+}
+
+int app_install_online(struct app *app, const char *activation)
+{
+	json_t *code;
+	int rc;
+
+	if (strlen(activation) > 64)
+		return app_fail(APP_EXIT_USAGE, "usage", "activation code too long");
+	if (jose_random_hex(app->rid, sizeof(app->rid), APP_RID_BYTES) == -1)
+		return app_fail(APP_EXIT_REFUSED, "internal_error", "no randomness");
+	if ((code = json_string(activation)) == NULL)
+		return app_fail(APP_EXIT_REFUSED, "internal_error", "out of memory");
+	rc = app_install_auth(app, "activation_code", code);
+	json_decref(code);
+	return rc;
+}
+
+int app_install_paired(struct app *app)
+{
+	json_t *pairing;
+	int rc = APP_EXIT_REFUSED;
+
+	if (jose_random_hex(app->rid, sizeof(app->rid), APP_RID_BYTES) == -1)
+		return app_fail(APP_EXIT_REFUSED, "internal_error", "no randomness");
+	/* A fresh assertion each time: it is short-lived and dm-mss accepts it once. */
+	if ((pairing = app_pair_assertion(app, &rc)) == NULL)
+		return rc;
+	rc = app_install_auth(app, "pairing", pairing);
+	json_decref(pairing);
 	return rc;
 }
 

@@ -1,6 +1,7 @@
 /*
  * dm-app: the Application. Usage:
- *   dm-app -c device.json install --code CODE | --offline FILE
+ *   dm-app -c device.json install --code CODE | --paired | --offline FILE
+ *   dm-app -c device.json pair --pin PIN
  *   dm-app -c device.json status [--json]
  *   dm-app -c device.json stop
  *   dm-app -c device.json cdcs sync [--json]
@@ -22,10 +23,13 @@
 #include <curl/curl.h>
 
 #include "app.h"
+#include "dev_link.h"
 
 static void app_usage(FILE *f)
 {
 	fprintf(f, "usage: dm-app -c device.json install --code CODE\n"
+	           "       dm-app -c device.json install --paired\n"
+	           "       dm-app -c device.json pair --pin PIN\n"
 	           "       dm-app -c device.json install --offline FILE\n"
 	           "       dm-app -c device.json status [--json]\n"
 	           "       dm-app -c device.json stop\n"
@@ -54,6 +58,7 @@ int app_fail(int status, const char *code, const char *fmt, ...)
 static int app_setup(struct app *app, int need_http, char *err, size_t errlen)
 {
 	struct httpc_conf hc;
+	struct dev_link link;
 
 	if (dev_dirs(&app->cfg, err, errlen) == -1)
 		return -1;
@@ -65,8 +70,9 @@ static int app_setup(struct app *app, int need_http, char *err, size_t errlen)
 	}
 	memset(&hc, 0, sizeof(hc));
 	hc.tls = app->cfg.tls;
-	hc.proxy = app->cfg.proxy;
-	hc.proxy_tls = app->cfg.tls;
+	/* Through the CPE relay when paired (the link credential), else as configured. */
+	if (dev_link_httpc_conf(&app->cfg, &link, &hc, err, errlen) == -1)
+		return -1;
 	if ((app->http = httpc_new(app->base, &hc, err, errlen)) == NULL)
 		return -1;
 	return 0;
@@ -98,6 +104,25 @@ static int app_run(struct app *app, int argc, char **argv)
 	const char *cmd = argv[0];
 	int rc;
 
+	if (strcmp(cmd, "install") == 0 && argc == 2 && strcmp(argv[1], "--paired") == 0) {
+		if (app_setup(app, 1, err, sizeof(err)) == -1)
+			return app_fail(APP_EXIT_USAGE, "config", "%s", err);
+		if ((rc = app_lock(app)) != APP_EXIT_OK)
+			return rc;
+		return app_install_paired(app);
+	}
+	if (strcmp(cmd, "pair") == 0) {
+		/* The PIN is checked here and never echoed, even in the usage error. */
+		if (argc != 3 || strcmp(argv[1], "--pin") != 0 || !dev_pin_ok(argv[2])) {
+			fprintf(stderr, "dm-app: usage: the PIN is %d digits\n", DEV_PIN_LEN);
+			goto usage;
+		}
+		if (app_setup(app, 0, err, sizeof(err)) == -1)
+			return app_fail(APP_EXIT_USAGE, "config", "%s", err);
+		if ((rc = app_lock(app)) != APP_EXIT_OK)
+			return rc;
+		return app_pair(app, argv[2]);
+	}
 	if (strcmp(cmd, "install") == 0) {
 		if (argc != 3 ||
 		    (strcmp(argv[1], "--code") != 0 && strcmp(argv[1], "--offline") != 0))

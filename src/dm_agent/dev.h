@@ -29,6 +29,12 @@
 #define DEV_CDCS_INTERVAL_PSS (-1) /* cdcs_interval_s absent: follow cdcs-pss's interval_s */
 #define DEV_CDCS_TIMEOUT_S    20
 
+/* The primary CPE this device pairs with (SD I/F agent, issue 5); absent: no pairing. */
+struct dev_cpe {
+	char *pairing_url; /* https://host:port of sd-if-agent's pairing API; NULL if no cpe */
+	char *ca;          /* the CPE CA certificate: the anchor for the CPE and its relay */
+};
+
 struct dev_config {
 	char *hw_id;
 	char *state_dir;
@@ -45,6 +51,7 @@ struct dev_config {
 	json_t *vendor_keys;     /* {"vendor-a": "/path/vendor-a-signing.pub", ...} */
 	int64_t cdcs_interval_s; /* DEV_CDCS_INTERVAL_PSS: the interval cdcs-pss returns; 0: none */
 	int64_t cdcs_timeout_s;  /* per CDCS operation in the child */
+	struct dev_cpe cpe;      /* optional "cpe" section */
 	enum log_level log_level;
 	char path[4096]; /* absolute path of the config file itself */
 };
@@ -52,6 +59,9 @@ struct dev_config {
 /* Load and check the config at path; -1 with "path: key 'x': reason" in err. */
 int dev_config_load(const char *path, struct dev_config *cfg, char *err, size_t errlen);
 void dev_config_free(struct dev_config *cfg);
+/* 1 if s is an https:// URL without spaces or control characters (it ends up in request
+ * lines), else 0. */
+int dev_url_ok(const char *s);
 /* state_dir + "/" + rel into buf; -1 if it does not fit. */
 int dev_path(char *buf, size_t len, const struct dev_config *cfg, const char *rel);
 /* Create state_dir and its subdirectories (0700). */

@@ -22,6 +22,12 @@ static const struct schema_field dev_tls_fields[] = {
     SCHEMA_END,
 };
 
+static const struct schema_field dev_cpe_fields[] = {
+    {"pairing_url", SCHEMA_STRING, offsetof(struct dev_cpe, pairing_url), 1, 9, 1024, 0, NULL},
+    {"ca", SCHEMA_STRING, offsetof(struct dev_cpe, ca), 1, 1, PATH_MAX - 1, 0, NULL},
+    SCHEMA_END,
+};
+
 static const struct schema_field dev_fields[] = {
     {"hw_id", SCHEMA_STRING, offsetof(struct dev_config, hw_id), 1, 4, 64, 0, NULL},
     {"state_dir", SCHEMA_STRING, offsetof(struct dev_config, state_dir), 1, 1, 3000, 0, NULL},
@@ -42,6 +48,7 @@ static const struct schema_field dev_fields[] = {
     {"cdcs_interval_s", SCHEMA_INT, offsetof(struct dev_config, cdcs_interval_s), 0, 0, 30 * 86400,
      0, NULL},
     {"cdcs_timeout_s", SCHEMA_INT, offsetof(struct dev_config, cdcs_timeout_s), 0, 1, 600, 0, NULL},
+    {"cpe", SCHEMA_OBJECT, offsetof(struct dev_config, cpe), 0, 0, 0, 0, dev_cpe_fields},
     SCHEMA_END,
 };
 
@@ -54,8 +61,7 @@ static int dev_hw_id_ok(const char *s)
 	return 1;
 }
 
-/* An https URL without spaces or control characters (it ends up in request lines). */
-static int dev_url_ok(const char *s)
+int dev_url_ok(const char *s)
 {
 	if (strncmp(s, "https://", 8) != 0 || s[8] == '\0')
 		return 0;
@@ -63,6 +69,15 @@ static int dev_url_ok(const char *s)
 		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
 			return 0;
 	return 1;
+}
+
+/* Base URLs: package_url and endpoint paths are appended with their own leading '/'. */
+static void dev_url_trim(char *url)
+{
+	size_t n = strlen(url);
+
+	while (n > 9 && url[n - 1] == '/')
+		url[--n] = '\0';
 }
 
 /*
@@ -138,11 +153,15 @@ int dev_config_load(const char *path, struct dev_config *cfg, char *err, size_t 
 		snprintf(err, errlen, "%s: %s", path, e);
 		goto fail;
 	}
-	/* package_url and endpoint paths are appended with their own leading '/'. */
-	while (strlen(cfg->dm_mss_url) > 9 && cfg->dm_mss_url[strlen(cfg->dm_mss_url) - 1] == '/')
-		cfg->dm_mss_url[strlen(cfg->dm_mss_url) - 1] = '\0';
+	dev_url_trim(cfg->dm_mss_url);
 	if (!dev_url_ok(cfg->dm_mss_url)) {
 		snprintf(err, errlen, "%s: key 'dm_mss_url': must be an https:// URL", path);
+		goto fail;
+	}
+	if (cfg->cpe.pairing_url != NULL)
+		dev_url_trim(cfg->cpe.pairing_url);
+	if (cfg->cpe.pairing_url != NULL && !dev_url_ok(cfg->cpe.pairing_url)) {
+		snprintf(err, errlen, "%s: key 'cpe.pairing_url': must be an https:// URL", path);
 		goto fail;
 	}
 	if (cfg->proxy != NULL && !dev_url_ok(cfg->proxy)) {
@@ -188,7 +207,7 @@ int dev_path(char *buf, size_t len, const struct dev_config *cfg, const char *re
 int dev_dirs(const struct dev_config *cfg, char *err, size_t errlen)
 {
 	static const char *const sub[] = {"",    "agent", "agent/.download", "identity",
-	                                  "log", "cdcs",  "cdcs/.download"};
+	                                  "log", "cdcs",  "cdcs/.download",  "link"};
 	char p[PATH_MAX];
 	size_t i;
 

@@ -41,6 +41,11 @@ int dm_mss_account_ok(const char *s)
 	return s != NULL && dm_mss_chars_ok(s, 1, DM_MSS_ACCOUNT_MAX, "._-");
 }
 
+int dm_mss_cpe_cn_ok(const char *s)
+{
+	return s != NULL && dm_mss_chars_ok(s, 1, DM_MSS_CPE_CN_MAX, "._-");
+}
+
 int dm_mss_code_normalize(const char *in, char out[DM_MSS_CODE_LEN + 1])
 {
 	size_t n = 0;

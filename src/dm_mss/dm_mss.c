@@ -4,9 +4,14 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <event2/event.h>
+
+#include "opendm/jose.h"
 #include "opendm/log.h"
 #include "opendm/pki.h"
+#include "opendm/replay.h"
 #include "dm_mss.h"
 
 #define DM_MSS_ERRLEN 1024
@@ -23,6 +28,7 @@ static const struct schema_field dm_mss_conf_fields[] = {
     {"token_ttl_s", SCHEMA_INT, offsetof(struct dm_mss_conf, token_ttl_s), 0, 60, 3600, 0, NULL},
     {"bundle_ttl_s", SCHEMA_INT, offsetof(struct dm_mss_conf, bundle_ttl_s), 0, 3600, 2592000, 0,
      NULL},
+    {"cpe_ca", SCHEMA_STRING, offsetof(struct dm_mss_conf, cpe_ca), 0, 1, PATH_MAX - 1, 0, NULL},
     SCHEMA_END,
 };
 
@@ -40,6 +46,11 @@ static const struct httpd_route dm_mss_routes[] = {
     {EVHTTP_REQ_POST, "/v1/admin/devices/revoke", dm_mss_admin_device_revoke, dm_mss_hw_id_fields,
      sizeof(struct dm_mss_hw_id_body)},
     {EVHTTP_REQ_GET, "/v1/admin/devices/*", dm_mss_admin_device_get, NULL, 0},
+    {EVHTTP_REQ_POST, "/v1/admin/cpes", dm_mss_cpe_create, dm_mss_cpe_fields,
+     sizeof(struct dm_mss_cpe_body)},
+    {EVHTTP_REQ_POST, "/v1/admin/cpes/status", dm_mss_cpe_status, dm_mss_cpe_status_fields,
+     sizeof(struct dm_mss_cpe_status_body)},
+    {EVHTTP_REQ_GET, "/v1/admin/cpes/*", dm_mss_cpe_get, NULL, 0},
     {EVHTTP_REQ_POST, "/v1/admin/offline-bundles", dm_mss_bundle_create, dm_mss_bundle_fields,
      sizeof(struct dm_mss_bundle_body)},
     {0, NULL, NULL, NULL, 0},
@@ -70,12 +81,25 @@ int64_t dm_mss_bundle_ttl(const struct daemon_ctx *d)
 	return v > 0 ? v : DM_MSS_BUNDLE_TTL;
 }
 
+static void dm_mss_purge(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon_ctx *d = arg;
+	int n;
+
+	/* A spent assertion past exp + skew fails its exp check anyway. */
+	if ((n = replay_purge(d->db, (int64_t)time(NULL) - JOSE_CLOCK_SKEW)) > 0)
+		log_debug("forgot %d expired pairing assertion id(s)", n);
+}
+
 static void dm_mss_fini(struct daemon_ctx *d)
 {
 	struct dm_mss_state *st = d->role_state;
 
 	if (st == NULL)
 		return;
+	if (st->ev_purge != NULL)
+		event_free(st->ev_purge);
+	dm_mss_pairing_free(st);
 	dm_mss_packages_free(st);
 	EVP_PKEY_free(st->enrol_key);
 	free(st);
@@ -111,6 +135,18 @@ static int dm_mss_init(struct daemon_ctx *d)
 		goto fail;
 	}
 	EVP_PKEY_free(agent_pub);
+	agent_pub = NULL;
+	if (c->cpe_ca == NULL)
+		log_info("no dm_mss.cpe_ca: pairing assertions are refused (pairing_disabled)");
+	else if (dm_mss_pairing_load(st, c->cpe_ca, d->cfg.tls.ca, err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		goto fail;
+	}
+	if ((st->ev_purge = daemon_every(d, DM_MSS_PURGE_S, dm_mss_purge, d, err, sizeof(err))) ==
+	    NULL) {
+		log_err("%s", err);
+		goto fail;
+	}
 	if (st->npkgs == 0)
 		log_warn("no DM agent package in %s: every download request will get no_package",
 		         c->packages_dir);

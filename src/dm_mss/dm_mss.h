@@ -10,12 +10,15 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "opendm/capability.h"
 #include "opendm/daemon.h"
+#include "opendm/replay.h"
 
 #define DM_MSS_PLATFORM_MAX 32
 #define DM_MSS_ACCOUNT_MAX  64
@@ -24,6 +27,9 @@
 #define DM_MSS_CODE_LEN     12 /* activation code characters, dashes aside */
 #define DM_MSS_TOKEN_TTL    600
 #define DM_MSS_BUNDLE_TTL   604800
+#define DM_MSS_CPE_CN_MAX   64    /* a CPE certificate's CN, the key of the CPE registry */
+#define DM_MSS_CPE_PEM_MAX  16384 /* the CPE certificate chain a device passes on */
+#define DM_MSS_PURGE_S      600   /* how often spent pairing assertions are forgotten */
 
 extern const struct daemon_role dm_mss_role;
 extern const struct db_migration dm_mss_migrations[];
@@ -37,6 +43,7 @@ struct dm_mss_conf {
 	char *dm_iss_url;     /* where devices personalize (step 7) */
 	int64_t token_ttl_s;  /* 0: DM_MSS_TOKEN_TTL */
 	int64_t bundle_ttl_s; /* 0: DM_MSS_BUNDLE_TTL */
+	char *cpe_ca;         /* optional: CPE CA certificate; pairing assertions refused without */
 };
 
 /* The newest verified agent package of one platform. */
@@ -55,6 +62,16 @@ struct dm_mss_state {
 	EVP_PKEY *enrol_key;
 	struct dm_mss_pkg *pkgs;
 	size_t npkgs;
+	X509 *cpe_ca;                 /* NULL: pairing disabled */
+	STACK_OF(X509) * cpe_anchors; /* the CPE CA and the roots of tls.ca */
+	struct event *ev_purge;
+};
+
+/* What a valid pairing assertion says: which CPE vouches for the device, and its token id. */
+struct dm_mss_pairing {
+	char cpe[DM_MSS_CPE_CN_MAX + 1];
+	char jti[REPLAY_JTI_MAX + 1];
+	int64_t exp;
 };
 
 /* A device's right to enrol, as the checks of step 2 (or of an offline bundle) found it. */
@@ -73,6 +90,7 @@ int64_t dm_mss_bundle_ttl(const struct daemon_ctx *d);
 /* check.c: input validation shared by the handlers. 1 if valid. */
 int dm_mss_hw_id_ok(const char *s);
 int dm_mss_account_ok(const char *s);
+int dm_mss_cpe_cn_ok(const char *s);
 /* Canonical activation code (12 upper-case characters of the code alphabet) from what a user
  * typed: case-insensitive, dashes ignored. 0/-1. */
 int dm_mss_code_normalize(const char *in, char out[DM_MSS_CODE_LEN + 1]);
@@ -94,6 +112,25 @@ void dm_mss_reply(struct httpd_req *req, int status, json_t *body);
 /* subscriber.c: look a subscriber up by account. 1 found, 0 unknown, -1 database error. */
 int dm_mss_subscriber_find(struct daemon_ctx *d, const char *account, int64_t *id,
                            int64_t *device_limit, char *status, size_t statuslen);
+
+/* cpe.c: the CPE cn with its subscriber. 1 found, 0 unknown, -1 database error. */
+int dm_mss_cpe_find(struct daemon_ctx *d, const char *cn, struct dm_mss_admit *a, char *status,
+                    size_t statuslen, int64_t *device_limit, char *sub_status,
+                    size_t sub_statuslen);
+
+/* pairing.c: load dm_mss.cpe_ca and the roots of tls.ca it must chain to. 0/-1 + err. */
+int dm_mss_pairing_load(struct dm_mss_state *st, const char *cpe_ca, const char *tls_ca, char *err,
+                        size_t errlen);
+void dm_mss_pairing_free(struct dm_mss_state *st);
+/*
+ * Check a pairing assertion for hw_id: cert_pem's leaf issued by the CPE CA, the JWS signed
+ * by that leaf's key with iss = its CN, aud dm-mss, sub = hw_id, not expired, with a jti.
+ * No database: the caller spends the jti. 0, or -1 with *status, *code and err for the reply.
+ */
+int dm_mss_pairing_verify(const struct dm_mss_state *st, const char *cert_pem,
+                          const char *assertion, const char *hw_id, time_t now,
+                          struct dm_mss_pairing *out, int *status, const char **code, char *err,
+                          size_t errlen);
 
 /* package.c */
 int dm_mss_packages_load(struct dm_mss_state *st, const char *dir, EVP_PKEY *pub, char *err,
@@ -124,12 +161,20 @@ void dm_mss_subscriber_create(struct httpd_req *req, void *arg); /* subscriber.c
 void dm_mss_subscriber_status(struct httpd_req *req, void *arg);
 void dm_mss_code_create(struct httpd_req *req, void *arg);   /* code.c */
 void dm_mss_bundle_create(struct httpd_req *req, void *arg); /* bundle.c */
+void dm_mss_cpe_create(struct httpd_req *req, void *arg);    /* cpe.c */
+void dm_mss_cpe_status(struct httpd_req *req, void *arg);
+void dm_mss_cpe_get(struct httpd_req *req, void *arg);
 
 /* Request bodies. */
+struct dm_mss_pairing_body {
+	char *assertion;
+	char *cpe_certificate;
+};
 struct dm_mss_download_body {
 	char *hw_id;
 	struct capability capability;
-	char *activation_code;
+	char *activation_code;              /* exactly one of activation_code */
+	struct dm_mss_pairing_body pairing; /* and pairing (assertion set) */
 	int64_t installed_version;
 };
 struct dm_mss_subscriber_body {
@@ -147,6 +192,14 @@ struct dm_mss_code_body {
 struct dm_mss_hw_id_body {
 	char *hw_id;
 };
+struct dm_mss_cpe_body {
+	char *cn;
+	char *account;
+};
+struct dm_mss_cpe_status_body {
+	char *cn;
+	char *status;
+};
 struct dm_mss_bundle_body {
 	char *hw_id;
 	char *account;
@@ -158,5 +211,7 @@ extern const struct schema_field dm_mss_status_fields[];
 extern const struct schema_field dm_mss_code_fields[];
 extern const struct schema_field dm_mss_hw_id_fields[];
 extern const struct schema_field dm_mss_bundle_fields[];
+extern const struct schema_field dm_mss_cpe_fields[];
+extern const struct schema_field dm_mss_cpe_status_fields[];
 
 #endif

@@ -35,5 +35,15 @@ const struct db_migration dm_mss_migrations[] = {
         "CREATE INDEX activation_code_subscriber ON activation_code (subscriber_id);"
         "ALTER TABLE device ADD COLUMN capability TEXT NOT NULL DEFAULT '{}';"
         "ALTER TABLE device ADD COLUMN revoked_at INTEGER;"},
+    /*
+     * Issue 5: CPEs (set-top boxes) whose pairing assertions stand for an activation code,
+     * each belonging to one subscriber, and the ids of the assertions already spent.
+     */
+    {3, "CREATE TABLE cpe ("
+        " cn TEXT PRIMARY KEY,"
+        " subscriber_id INTEGER NOT NULL REFERENCES subscriber (id),"
+        " status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),"
+        " created_at INTEGER NOT NULL);"
+        "CREATE INDEX cpe_subscriber ON cpe (subscriber_id);" REPLAY_TABLE_SQL},
     {0, NULL},
 };

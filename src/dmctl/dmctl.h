@@ -40,6 +40,8 @@ int dmctl_health_main(const struct dmctl_opts *opts, int argc, char **argv);
 int dmctl_agent_package_main(const struct dmctl_opts *opts, int argc, char **argv);
 /* dmctl subscriber add|suspend|activate ACCOUNT (dm-mss). */
 int dmctl_subscriber_main(const struct dmctl_opts *opts, int argc, char **argv);
+/* dmctl cpe add CN ACCOUNT | activate|deactivate|show CN: a subscriber's CPE (dm-mss). */
+int dmctl_cpe_main(const struct dmctl_opts *opts, int argc, char **argv);
 /* dmctl code issue ACCOUNT [--ttl S]: a new activation code (dm-mss). */
 int dmctl_code_main(const struct dmctl_opts *opts, int argc, char **argv);
 /* dmctl device show|revoke HW_ID (dm-mss). */

@@ -21,6 +21,8 @@ static void dmctl_usage(FILE *f)
 	        "  subscriber add|suspend|activate ACCOUNT\n"
 	        "                                    manage a subscriber (dm-mss)\n"
 	        "  code issue ACCOUNT [--ttl S]      issue an activation code (dm-mss)\n"
+	        "  cpe add|activate|deactivate|show CN [ACCOUNT]\n"
+	        "                                    a subscriber's CPE (dm-mss)\n"
 	        "  device show|revoke HW_ID          show or revoke a device (dm-mss)\n"
 	        "  offline-bundle --hw-id ID ...     make an offline installation bundle\n"
 	        "  entitlement set|show ACCOUNT ...  entitlement levels of an account (cdcs-pss)\n"
@@ -60,6 +62,7 @@ static const struct dmctl_cmd {
     {"agent-package", dmctl_agent_package_main},
     {"cdcs", dmctl_cdcs_main},
     {"code", dmctl_code_main},
+    {"cpe", dmctl_cpe_main},
     {"content", dmctl_content_main},
     {"device", dmctl_device_main},
     {"entitlement", dmctl_entitlement_main},

@@ -12,7 +12,9 @@
  *   dm-mss.crt dm-mss.key           daemon certificates (service CA, serverAuth+clientAuth),
  *   dm-iss, cdcs-pss, cdcs-mss,       CN = daemon name, SAN DNS localhost and
  *   cdcs-iss (.crt/.key)              <name>.opendm.test, IP 127.0.0.1 and ::1; 1 year
- *   sd-if-agent.crt/.key            a CPE (CPE CA, server profile): CN cpe-0001, OU cpe
+ *   sd-if-agent.crt/.key            a CPE (CPE CA, server profile): CN cpe-0001, OU cpe, the
+ *                                   daemon SANs (sd-if-agent.opendm.test) so that paired
+ *                                   devices check it by address like any daemon
  *   app.crt/.key                    application credential (application CA, clientAuth)
  *   operator.crt/.key               dmctl operator (service CA, clientAuth): CN operator, OU admin
  *   thirdparty.crt/.key             a commissioned third party making offline bundles
@@ -80,7 +82,7 @@ static const struct {
     {"cdcs-pss", CA_SERVICE, PKI_PROFILE_SERVER, "cdcs-pss", NULL, 1},
     {"cdcs-mss", CA_SERVICE, PKI_PROFILE_SERVER, "cdcs-mss", NULL, 1},
     {"cdcs-iss", CA_SERVICE, PKI_PROFILE_SERVER, "cdcs-iss", NULL, 1},
-    {"sd-if-agent", CA_CPE, PKI_PROFILE_SERVER, "cpe-0001", "cpe", 0},
+    {"sd-if-agent", CA_CPE, PKI_PROFILE_SERVER, "cpe-0001", "cpe", 1},
     {"app", CA_APP, PKI_PROFILE_CLIENT, "opendm-app-reference", NULL, 0},
     {"operator", CA_SERVICE, PKI_PROFILE_CLIENT, "operator", "admin", 0},
     {"thirdparty", CA_SERVICE, PKI_PROFILE_CLIENT, "thirdparty-0001", "offline", 0},

@@ -195,7 +195,8 @@ class Forwarder:
     """A TCP pass-through on 127.0.0.1 to target_port (TLS goes through untouched), with
     hooks to inject faults. on_data(fwd, conn_no, direction, data) runs for each chunk
     before it is relayed ('c2s' client to server, 's2c' back) and returns how many bytes of
-    it to relay, or None for all; fewer than all closes the connection after them."""
+    it to relay, or None for all (fewer than all closes the connection after them), or bytes
+    to relay in its place."""
 
     def __init__(self, target_port, on_data=None):
         self.target_port = target_port
@@ -240,6 +241,11 @@ class Forwarder:
                 if not data:
                     break
                 keep = self.on_data(self, n, direction, data) if self.on_data else None
+                if isinstance(keep, (bytes, bytearray)):  # relay these bytes instead
+                    dst.sendall(keep)
+                    with self.lock:
+                        self.bytes[direction] += len(keep)
+                    continue
                 if keep is not None and keep < len(data):
                     if keep > 0:
                         dst.sendall(data[:keep])

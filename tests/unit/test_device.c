@@ -1,6 +1,7 @@
 /*
  * The device side shared by dm-app and dm-agent: config decoding, manifest and offline
- * bundle verification, atomic installation, base64.
+ * bundle verification, atomic installation, base64, the CPE link (credential, pairing
+ * proof, relay settings).
  */
 #include <sys/stat.h>
 
@@ -16,7 +17,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <sys/socket.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "opendm/file.h"
 #include "opendm/jose.h"
@@ -24,6 +30,7 @@
 
 #include "../../src/dm_agent/dev.h"
 #include "../../src/dm_agent/dev_cdcs.h"
+#include "../../src/dm_agent/dev_link.h"
 #include "testutil.h"
 
 #define HW "hw-0001"
@@ -930,13 +937,355 @@ static void test_cdcs_install(void **state)
 	cdcs_unload(&c);
 }
 
+/* --- the CPE link (issue 5) ------------------------------------------------------------ */
+
+static json_t *cpe_conf(const struct fx *fx, const char *url)
+{
+	json_t *j = base_conf(fx);
+
+	json_object_set_new(
+	    j, "cpe", json_pack("{s:s, s:s}", "pairing_url", url, "ca", "/nonexistent/cpe-ca.crt"));
+	return j;
+}
+
+/* Write j as the config and load it; the test fails if it does not load. */
+static void load_conf(struct fx *fx, json_t *j, struct dev_config *cfg)
+{
+	char err[1024];
+
+	write_conf(fx, j);
+	if (dev_config_load(fx->conf, cfg, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+}
+
+static void test_cpe_config(void **state)
+{
+	struct fx *fx = *state;
+	struct dev_config cfg;
+	json_t *j;
+
+	load_conf(fx, base_conf(fx), &cfg);
+	assert_null(cfg.cpe.pairing_url);
+	assert_null(cfg.cpe.ca);
+	dev_config_free(&cfg);
+	load_conf(fx, cpe_conf(fx, "https://127.0.0.1:7441//"), &cfg);
+	assert_string_equal(cfg.cpe.pairing_url, "https://127.0.0.1:7441");
+	assert_string_equal(cfg.cpe.ca, "/nonexistent/cpe-ca.crt");
+	dev_config_free(&cfg);
+
+	expect_conf_error(fx, cpe_conf(fx, "http://127.0.0.1:7441"), "'cpe.pairing_url'");
+	expect_conf_error(fx, cpe_conf(fx, "https://127.0.0.1:7441/a b"), "'cpe.pairing_url'");
+	j = cpe_conf(fx, "https://127.0.0.1:7441");
+	json_object_del(json_object_get(j, "cpe"), "ca");
+	expect_conf_error(fx, j, "'cpe.ca'");
+	j = cpe_conf(fx, "https://127.0.0.1:7441");
+	json_object_set_new(json_object_get(j, "cpe"), "pin", json_string("123456"));
+	expect_conf_error(fx, j, "'cpe.pin'");
+	j = base_conf(fx);
+	json_object_set_new(j, "cpe", json_string("https://127.0.0.1:7441"));
+	expect_conf_error(fx, j, "'cpe'");
+}
+
+static void load_cpe_cfg(struct fx *fx, struct dev_config *cfg, int with_cpe)
+{
+	char err[1024];
+
+	load_conf(fx, with_cpe ? cpe_conf(fx, "https://127.0.0.1:7441") : base_conf(fx), cfg);
+	if (dev_dirs(cfg, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+}
+
+static void pair_record(struct dev_config *cfg, struct dev_link *l)
+{
+	char err[1024];
+	EVP_PKEY *key;
+	X509 *cert;
+
+	assert_int_equal(dev_link_new(HW, &key, &cert, err, sizeof(err)), 0);
+	memset(l, 0, sizeof(*l));
+	snprintf(l->cpe, sizeof(l->cpe), "cpe-0001");
+	snprintf(l->relay_url, sizeof(l->relay_url), "https://127.0.0.1:7442");
+	l->paired_at = 1700000000;
+	assert_int_equal(dev_link_spki(cert, NULL, l->link_fp), 0);
+	if (dev_link_save(cfg, key, cert, l, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+}
+
+static void test_link_credential(void **state)
+{
+	struct fx *fx = *state;
+	struct dev_config cfg;
+	struct dev_link l, saved;
+	char err[1024], cn[128], fp[65], path[PATH_MAX];
+	unsigned char raw[32];
+	EVP_PKEY *key, *pub;
+	X509 *cert;
+	struct stat sb;
+	time_t now = time(NULL);
+
+	/* A self-signed certificate for hw_id, valid a year. */
+	assert_int_equal(dev_link_new(HW, &key, &cert, err, sizeof(err)), 0);
+	assert_int_equal(pki_cert_cn(cert, cn, sizeof(cn)), 0);
+	assert_string_equal(cn, HW);
+	assert_int_equal(X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)), 0);
+	assert_non_null(pub = X509_get0_pubkey(cert));
+	assert_int_equal(EVP_PKEY_eq(pub, key), 1);
+	assert_int_equal(X509_verify(cert, key), 1);
+	assert_int_equal(X509_self_signed(cert, 1), 1);
+	/* What sd-if-agent checks of a link certificate. */
+	assert_int_equal(X509_check_issued(cert, cert), X509_V_OK);
+	assert_true(X509_cmp_time(X509_get0_notAfter(cert), &(time_t){now + 364 * 86400}) > 0);
+	assert_true(X509_cmp_time(X509_get0_notAfter(cert), &(time_t){now + 366 * 86400}) < 0);
+	assert_int_equal(dev_link_spki(cert, raw, fp), 0);
+	assert_int_equal(strlen(fp), 64);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+
+	/* Nothing stored: not paired, no error. */
+	load_cpe_cfg(fx, &cfg, 1);
+	assert_int_equal(dev_link_load(&cfg, &l, err, sizeof(err)), 0);
+	assert_false(l.paired);
+	pair_record(&cfg, &saved);
+	assert_int_equal(dev_link_load(&cfg, &l, err, sizeof(err)), 0);
+	assert_true(l.paired);
+	assert_string_equal(l.cpe, "cpe-0001");
+	assert_string_equal(l.relay_url, "https://127.0.0.1:7442");
+	assert_string_equal(l.link_fp, saved.link_fp);
+	assert_int_equal(l.paired_at, 1700000000);
+	assert_int_equal(stat(l.key, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_non_null(key = pki_key_load(l.key, err, sizeof(err)));
+	EVP_PKEY_free(key);
+	assert_int_equal(dev_path(path, sizeof(path), &cfg, "link/pairing.json"), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 077, 0);
+
+	/* Re-pairing replaces key, certificate and record together. */
+	pair_record(&cfg, &saved);
+	assert_int_equal(dev_link_load(&cfg, &l, err, sizeof(err)), 0);
+	assert_string_equal(l.link_fp, saved.link_fp);
+
+	/* A record that names another key, another device, or is garbage: an error. */
+	put(path,
+	    "{\"cpe\":\"cpe-0001\",\"hw_id\":\"" HW "\",\"link_fp\":"
+	    "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+	    "\"relay_url\":\"https://127.0.0.1:7442\",\"paired_at\":1}",
+	    0600);
+	assert_int_equal(dev_link_load(&cfg, &l, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "link_fp"));
+	assert_false(l.paired);
+	put(path, "{\"cpe\":\"cpe-0001\",\"hw_id\":\"hw-0002\"}", 0600);
+	assert_int_equal(dev_link_load(&cfg, &l, err, sizeof(err)), -1);
+	put(path, "not json", 0600);
+	assert_int_equal(dev_link_load(&cfg, &l, err, sizeof(err)), -1);
+	/* A key readable by others is refused. */
+	pair_record(&cfg, &saved);
+	assert_int_equal(chmod(l.key, 0644), 0);
+	assert_int_equal(dev_link_load(&cfg, &l, err, sizeof(err)), -1);
+	assert_int_equal(chmod(l.key, 0600), 0);
+	assert_int_equal(dev_link_load(&cfg, &l, err, sizeof(err)), 0);
+	dev_config_free(&cfg);
+
+	/* Without a cpe section the record is not used. */
+	load_cpe_cfg(fx, &cfg, 0);
+	assert_int_equal(dev_link_load(&cfg, &l, err, sizeof(err)), 0);
+	assert_false(l.paired);
+	dev_config_free(&cfg);
+}
+
+static void test_pair_proof(void **state)
+{
+	unsigned char exporter[DEV_PAIR_EXPORTER_LEN], spki[32];
+	char hex[65];
+
+	(void)state;
+	memset(exporter, 1, sizeof(exporter));
+	memset(spki, 2, sizeof(spki));
+	/* python3: hmac.new(b"123456", b"\x01"*32 + b"\x02"*32 + b"hw-0001", sha256) */
+	assert_int_equal(dev_pair_proof("123456", exporter, spki, HW, hex), 0);
+	assert_string_equal(hex,
+	                    "4657e108db41132eb1bffc775a4408c5fbdfb6164cdacf6aabb55c71704dd267");
+	assert_int_equal(dev_pair_proof("123457", exporter, spki, HW, hex), 0);
+	assert_string_not_equal(hex,
+	                        "4657e108db41132eb1bffc775a4408c5fbdfb6164cdacf6aabb55c71704dd267");
+	assert_int_equal(dev_pair_proof("12345", exporter, spki, HW, hex), -1);
+	assert_int_equal(dev_pair_proof("1234567", exporter, spki, HW, hex), -1);
+	assert_int_equal(dev_pair_proof("12345a", exporter, spki, HW, hex), -1);
+	assert_true(dev_pin_ok("000000"));
+	assert_false(dev_pin_ok(""));
+	assert_false(dev_pin_ok("12 456"));
+}
+
+/* Drive both ends of a TLS handshake over a socketpair in one thread. */
+static void tls_pair_handshake(SSL *c, SSL *s)
+{
+	int dc = 0, ds = 0, i, r;
+
+	for (i = 0; i < 1000 && (!dc || !ds); i++) {
+		if (!dc) {
+			r = SSL_connect(c);
+			if (r == 1)
+				dc = 1;
+			else
+				assert_int_equal(SSL_get_error(c, r), SSL_ERROR_WANT_READ);
+		}
+		if (!ds) {
+			r = SSL_accept(s);
+			if (r == 1)
+				ds = 1;
+			else
+				assert_int_equal(SSL_get_error(s, r), SSL_ERROR_WANT_READ);
+		}
+	}
+	assert_true(dc && ds);
+}
+
+static void write_leaf(const struct fx *fx, const char *name, enum pki_profile profile, X509 *ca,
+                       EVP_PKEY *ca_key, struct tls_conf *tc, char *cert, char *key)
+{
+	static const char *const ips[] = {"127.0.0.1", NULL};
+	struct pki_issue req;
+	char err[512], file[64];
+	EVP_PKEY *k;
+	X509 *x;
+
+	memset(&req, 0, sizeof(req));
+	req.profile = profile;
+	req.subject.cn = name;
+	req.ips = ips;
+	req.days = 2;
+	assert_non_null(k = pki_key_new());
+	assert_non_null(x = pki_issue(&req, k, ca, ca_key, err, sizeof(err)));
+	snprintf(file, sizeof(file), "%s.crt", name);
+	in_dir(cert, fx, file);
+	snprintf(file, sizeof(file), "%s.key", name);
+	in_dir(key, fx, file);
+	assert_int_equal(pki_certs_write(cert, &x, 1, err, sizeof(err)), 0);
+	assert_int_equal(pki_key_write(key, k, err, sizeof(err)), 0);
+	tc->cert = cert;
+	tc->key = key;
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+/* Both ends of one session compute the same exporter, and another session another one. */
+static void test_pair_exporter(void **state)
+{
+	struct fx *fx = *state;
+	struct pki_issue req;
+	struct tls_conf sc, cc;
+	char err[512], ca_path[PATH_MAX], scert[PATH_MAX], skey[PATH_MAX], ccert[PATH_MAX],
+	    ckey[PATH_MAX];
+	unsigned char a[DEV_PAIR_EXPORTER_LEN], b[DEV_PAIR_EXPORTER_LEN],
+	    first[DEV_PAIR_EXPORTER_LEN], spki[32];
+	char pa[65], pb[65];
+	SSL_CTX *sctx, *cctx;
+	SSL *s, *c;
+	EVP_PKEY *ca_key;
+	X509 *ca;
+	int sv[2], round;
+
+	memset(&req, 0, sizeof(req));
+	memset(&sc, 0, sizeof(sc));
+	memset(&cc, 0, sizeof(cc));
+	req.profile = PKI_PROFILE_ROOT;
+	req.subject.cn = "test cpe ca";
+	req.days = 2;
+	assert_non_null(ca_key = pki_key_new());
+	assert_non_null(ca = pki_issue(&req, ca_key, NULL, ca_key, err, sizeof(err)));
+	in_dir(ca_path, fx, "cpe-ca.crt");
+	assert_int_equal(pki_certs_write(ca_path, &ca, 1, err, sizeof(err)), 0);
+	write_leaf(fx, "cpe-0001", PKI_PROFILE_SERVER, ca, ca_key, &sc, scert, skey);
+	write_leaf(fx, "app", PKI_PROFILE_CLIENT, ca, ca_key, &cc, ccert, ckey);
+	sc.ca = cc.ca = ca_path;
+	assert_non_null(sctx = tls_server_ctx(&sc, err, sizeof(err)));
+	assert_non_null(cctx = tls_client_ctx(&cc, err, sizeof(err)));
+	memset(spki, 3, sizeof(spki));
+	for (round = 0; round < 2; round++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+		assert_non_null(s = SSL_new(sctx));
+		assert_non_null(c = SSL_new(cctx));
+		assert_int_equal(SSL_set_fd(s, sv[0]), 1);
+		assert_int_equal(SSL_set_fd(c, sv[1]), 1);
+		tls_pair_handshake(c, s);
+		assert_int_equal(dev_pair_exporter(c, a), 0);
+		assert_int_equal(SSL_export_keying_material(
+		                     s, b, sizeof(b), "EXPORTER-opendm-pairing", 23, NULL, 0, 0),
+		                 1);
+		assert_memory_equal(a, b, sizeof(a));
+		assert_int_equal(dev_pair_proof("424242", a, spki, HW, pa), 0);
+		assert_int_equal(dev_pair_proof("424242", b, spki, HW, pb), 0);
+		assert_string_equal(pa, pb);
+		if (round == 0)
+			memcpy(first, a, sizeof(a));
+		else
+			assert_memory_not_equal(first, a, sizeof(a));
+		SSL_free(s);
+		SSL_free(c);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+}
+
+static void test_link_proxy(void **state)
+{
+	struct fx *fx = *state;
+	struct dev_config cfg;
+	struct dev_link l, saved;
+	struct httpc_conf hc;
+	char err[1024], path[PATH_MAX];
+	json_t *j;
+
+	/* Not paired: direct, or the configured proxy with the application credential. */
+	load_cpe_cfg(fx, &cfg, 1);
+	assert_int_equal(dev_path(path, sizeof(path), &cfg, "link/pairing.json"), 0);
+	(void)unlink(path);
+	memset(&hc, 0, sizeof(hc));
+	assert_int_equal(dev_link_httpc_conf(&cfg, &l, &hc, err, sizeof(err)), 0);
+	assert_null(hc.proxy);
+	assert_ptr_equal(hc.proxy_tls.cert, cfg.tls.cert);
+	dev_config_free(&cfg);
+	j = cpe_conf(fx, "https://127.0.0.1:7441");
+	json_object_set_new(j, "proxy", json_string("https://127.0.0.1:9000"));
+	load_conf(fx, j, &cfg);
+	assert_int_equal(dev_link_httpc_conf(&cfg, &l, &hc, err, sizeof(err)), 0);
+	assert_string_equal(hc.proxy, "https://127.0.0.1:9000");
+	assert_string_equal(hc.proxy_tls.cert, "/nonexistent/app.crt");
+	assert_string_equal(hc.proxy_tls.key, fx->key);
+	assert_string_equal(hc.proxy_tls.ca, "/nonexistent/ca.crt");
+
+	/* Paired: the relay, the link credential, the CPE CA; the server side is untouched. */
+	pair_record(&cfg, &saved);
+	memset(&hc, 0, sizeof(hc));
+	hc.tls = cfg.tls;
+	assert_int_equal(dev_link_httpc_conf(&cfg, &l, &hc, err, sizeof(err)), 0);
+	assert_string_equal(hc.proxy, "https://127.0.0.1:7442");
+	assert_string_equal(hc.proxy_tls.cert, l.cert);
+	assert_string_equal(hc.proxy_tls.key, l.key);
+	assert_non_null(strstr(hc.proxy_tls.cert, "/link/cert.pem"));
+	assert_non_null(strstr(hc.proxy_tls.key, "/link/key.pem"));
+	assert_string_equal(hc.proxy_tls.ca, "/nonexistent/cpe-ca.crt");
+	assert_null(hc.proxy_tls.crl);
+	assert_string_equal(hc.tls.cert, "/nonexistent/app.crt");
+	assert_string_equal(hc.tls.ca, "/nonexistent/ca.crt");
+	dev_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_config),       cmocka_unit_test(test_manifest),
-	    cmocka_unit_test(test_bundle),       cmocka_unit_test(test_install),
-	    cmocka_unit_test(test_base64),       cmocka_unit_test(test_cdcs_verify),
-	    cmocka_unit_test(test_cdcs_install),
+	    cmocka_unit_test(test_config),          cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_bundle),          cmocka_unit_test(test_install),
+	    cmocka_unit_test(test_base64),          cmocka_unit_test(test_cdcs_verify),
+	    cmocka_unit_test(test_cdcs_install),    cmocka_unit_test(test_cpe_config),
+	    cmocka_unit_test(test_link_credential), cmocka_unit_test(test_pair_proof),
+	    cmocka_unit_test(test_pair_exporter),   cmocka_unit_test(test_link_proxy),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -78,6 +78,9 @@ struct fx {
 	size_t shutdown_inflight;
 	int shutdown_after_reply;
 	char seen_cn[128];
+	/* TLS exporter of one session, as each end computes it */
+	char srv_export[65], srv_export_other[65], cli_export[65];
+	int export_rc;
 };
 
 struct echo_body {
@@ -120,6 +123,26 @@ static void h_echo(struct httpd_req *req, void *arg)
 	struct echo_body *b = httpd_req_body(req);
 
 	httpd_reply_json(req, 200, json_pack("{s:s,s:I}", "name", b->name, "n", (json_int_t)b->n));
+}
+
+static void to_hex(const unsigned char *b, size_t n, char *hex)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", b[i]);
+}
+
+static void h_export(struct httpd_req *req, void *arg)
+{
+	struct fx *t = arg;
+	unsigned char a[32], b[32];
+
+	t->export_rc = httpd_req_tls_export(req, "EXPORTER-opendm-test", a, sizeof(a)) |
+	               httpd_req_tls_export(req, "EXPORTER-opendm-other", b, sizeof(b));
+	to_hex(a, sizeof(a), t->srv_export);
+	to_hex(b, sizeof(b), t->srv_export_other);
+	httpd_reply_json(req, 200, json_object());
 }
 
 static void h_nobody(struct httpd_req *req, void *arg)
@@ -251,6 +274,7 @@ static const struct httpd_route routes[] = {
     {EVHTTP_REQ_GET, "/v1/stream", h_stream, NULL, 0},
     {EVHTTP_REQ_GET, "/v1/stream-cl", h_stream_cl, NULL, 0},
     {EVHTTP_REQ_GET, "/v1/async", h_async, NULL, 0},
+    {EVHTTP_REQ_GET, "/v1/export", h_export, NULL, 0},
     {0, NULL, NULL, NULL, 0},
 };
 
@@ -795,6 +819,38 @@ static void test_basic(void **state)
 	assert_int_equal(httpd_inflight(t->h), 0);
 }
 
+static void c_export(struct fx *t)
+{
+	unsigned char k[32];
+	struct cli c;
+
+	if (cli_open(t, &c) == -1)
+		return;
+	if (SSL_export_keying_material(c.ssl, k, sizeof(k), "EXPORTER-opendm-test", 20, NULL, 0,
+	                               0) == 1)
+		to_hex(k, sizeof(k), t->cli_export);
+	cli_do(t, &c, 0, "GET /v1/export HTTP/1.1\r\nHost: x\r\n\r\n");
+	cli_close(&c);
+}
+
+/* Both ends of one session agree on the exporter (what binds a pairing PIN to it); another
+ * label gives other bytes. */
+static void test_tls_export(void **state)
+{
+	struct fx *t = *state;
+	struct httpd_conf c = conf_default();
+
+	start(t, &c);
+	run_client(t, c_export);
+	assert_true(t->ok[0]);
+	assert_int_equal(t->r[0].status, 200);
+	assert_int_equal(t->export_rc, 0);
+	assert_int_equal(strlen(t->cli_export), 64);
+	assert_string_equal(t->srv_export, t->cli_export);
+	assert_string_not_equal(t->srv_export_other, t->cli_export);
+	assert_int_equal(httpd_req_tls_export(NULL, "x", (unsigned char *)t->cli_export, 1), -1);
+}
+
 static void c_limits(struct fx *t)
 {
 	char big[20000 + 64];
@@ -1170,6 +1226,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_basic, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_export, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stream_abort, setup, teardown),

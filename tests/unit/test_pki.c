@@ -493,6 +493,14 @@ static void test_dmctl_pki_init(void **state)
 	assert_int_equal(pki_cert_cn(sk_X509_value(sk, 0), buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "cpe-0001");
 	assert_int_equal(X509_check_host(sk_X509_value(sk, 0), "localhost", 0, 0, NULL), 1);
+	/* Devices check the CPE by address when they pair and open the relay link. */
+	assert_int_equal(
+	    X509_check_host(sk_X509_value(sk, 0), "sd-if-agent.opendm.test", 0, 0, NULL), 1);
+	assert_int_equal(X509_check_ip_asc(sk_X509_value(sk, 0), "127.0.0.1", 0), 1);
+	assert_int_equal(X509_check_ip_asc(sk_X509_value(sk, 0), "::1", 0), 1);
+	assert_int_equal(X509_check_host(sk_X509_value(sk, 0), "dm-mss.opendm.test", 0, 0, NULL),
+	                 0);
+	assert_int_equal(X509_check_purpose(sk_X509_value(sk, 0), X509_PURPOSE_SSL_CLIENT, 0), 1);
 	sk_X509_pop_free(sk, X509_free);
 	snprintf(path, sizeof(path), "%s/cdcs-iss.crt", dir);
 	assert_non_null(sk = pki_certs_load(path, err, sizeof(err)));
