@@ -25,16 +25,26 @@ python3 scripts/devstack.py up --build build --dir "$work"
 echo "== health of every daemon, asked by dmctl over mutual TLS with the operator certificate"
 build/dmctl -c "$work/dmctl.json" health
 
-echo "== Figure 4: a fresh device downloads, installs and personalizes its DM agent"
 dmctl() { build/dmctl -c "$work/dmctl.json" "$@"; }
+echo "== the home: subscriber demo-0001, whose set-top box (CPE cpe-0001) pairs a new phone"
 dmctl subscriber add demo-0001 --device-limit 3
-code=$(dmctl code issue demo-0001)
-echo "activation code for demo-0001: $code"
+dmctl cpe add cpe-0001 demo-0001
 device=$(python3 scripts/devstack.py device --dir "$work" --name demo-phone --hw-id hw-demo-0001)
 applog="$(dirname "$device")/dm-app.log"
-echo "\$ dm-app -c $device install --code $code"
+pin=$(build/sd-if-agent -c "$work/conf/sd-if-agent.json" ctl pair --json |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["pin"])')
+echo "the set-top box shows the pairing PIN $pin"
+echo "\$ dm-app -c $device pair --pin $pin"
+if ! build/dm-app -c "$device" pair --pin "$pin" 2>>"$applog"; then
+	tail -n 5 "$applog" >&2
+	exit 1
+fi
+build/sd-if-agent -c "$work/conf/sd-if-agent.json" ctl list
+
+echo "== Figure 4 through the CPE relay: the paired phone downloads, installs and personalizes its DM agent"
+echo "\$ dm-app -c $device install --paired"
 # dm-app logs its steps on stderr: keep them for the step listing, show its verdict.
-if ! build/dm-app -c "$device" install --code "$code" 2>>"$applog"; then
+if ! build/dm-app -c "$device" install --paired 2>>"$applog"; then
 	tail -n 5 "$applog" >&2
 	exit 1
 fi
@@ -46,7 +56,7 @@ dmctl device show hw-demo-0001
 echo "== the twelve steps of Figure 4, from the logs of dm-app, dm-mss, dm-agent and dm-iss"
 python3 scripts/devstack.py steps --dir "$work" --subject hw-demo-0001
 
-echo "== Figure 5: the operator publishes the sample CA and DRM clients and sets the policy"
+echo "== Figure 5 (through the relay as well): the operator publishes the sample CA and DRM clients and sets the policy"
 python3 scripts/devstack.py fig5-setup --dir "$work"
 dmctl cdcs list
 dmctl policy list
@@ -84,6 +94,10 @@ for system in vendor-a/sample-ca vendor-b/sample-drm; do
 		exit 1
 	fi
 done
+
+echo "== the relay carried both flows without being able to read them: its tunnels"
+grep -h 'sdif=tunnel open' "$work/log/sd-if-agent.log" | grep -c 'hw_id=hw-demo-0001' |
+	xargs printf 'tunnels opened for hw-demo-0001 through the CPE: %s\n'
 
 if [ $keep -eq 0 ]; then
 	build/dm-app -c "$device" stop 2>>"$applog" || true
