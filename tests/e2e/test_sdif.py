@@ -542,9 +542,37 @@ class Relay(SdifBase):
 
 
 class Many(SdifBase):
-    """200 paired devices working through one relay at once."""
+    """200 paired devices working through one relay at once: each gets a pairing assertion
+    from the CPE and runs Figure 4 steps 1-4 with dm-mss through its own tunnel."""
 
     DEVICES = 200
+
+    def download_request(self, dev):
+        now = int(time.time())
+        proof = sign_jws(os.path.join(dev.state_dir, "link", "key.pem"),
+                         {"iss": dev.hw_id, "sub": dev.hw_id, "aud": "cpe-0001", "iat": now,
+                          "exp": now + 60, "jti": os.urandom(16).hex()})
+        st, doc, _ = odmtest.request(self.port("sd-if-agent"), odmtest.client_ctx(self.pki, "app"),
+                                     "POST", "/v1/pairing/assertion",
+                                     {"hw_id": dev.hw_id, "link_proof": proof}, timeout=60)
+        if st != 200:
+            raise AssertionError("assertion: %s %s" % (st, doc))
+        body = json.dumps({"hw_id": dev.hw_id, "capability": devstack.CAPABILITY,
+                           "installed_version": 0,
+                           "pairing": {"assertion": doc["assertion"],
+                                       "cpe_certificate": doc["cpe_certificate"]}}).encode()
+        s, status, head = self.tunnel(self.link_ctx(dev), "127.0.0.1:%d" % self.port("dm-mss"),
+                                      timeout=60)
+        try:
+            if status != 200:
+                raise AssertionError("tunnel: %r" % head)
+            st, out = tls_inside(s, odmtest.client_ctx(self.pki, "app"),
+                                 b"POST /v1/agent/download-request HTTP/1.1\r\nHost: x\r\n"
+                                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                                 % len(body) + body)
+            return st, json.loads(out)
+        finally:
+            s.close()
 
     def test_200_devices_at_once(self):
         devs = [self.paired_device() for _ in range(self.DEVICES)]
@@ -555,9 +583,10 @@ class Many(SdifBase):
         def work(dev):
             try:
                 start.wait(60)
-                st, doc = self.health_through(dev)
+                st, doc = self.download_request(dev)
                 with lock:
-                    results.append((st, doc.get("role")))
+                    results.append((st, doc.get("hw_id") == dev.hw_id,
+                                    doc.get("account"), "enrolment_token" in doc))
             except Exception as e:  # noqa: BLE001 - collected and reported below
                 with lock:
                     errors.append("%s: %r" % (dev.hw_id, e))
@@ -566,9 +595,15 @@ class Many(SdifBase):
         for t in threads:
             t.start()
         for t in threads:
-            t.join(120)
+            t.join(180)
         self.assertEqual(errors, [])
-        self.assertEqual(results, [(200, "dm-mss")] * len(devs))
+        self.assertEqual(results, [(200, True, self.home, True)] * len(devs))
+        # Every one of them recorded by dm-mss for the CPE's subscriber, through the relay.
+        n = db_query(self.db("dm-mss"), "SELECT COUNT(*) FROM device d JOIN subscriber s"
+                     " ON s.id = d.subscriber_id WHERE s.account = ?", (self.home,))[0][0]
+        self.assertEqual(n, len(devs))
+        self.assertEqual(self.stack.log_text("sd-if-agent").count("sdif=tunnel open"),
+                         len(devs))
 
 
 if __name__ == "__main__":
