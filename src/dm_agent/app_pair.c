@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "opendm/pairproof.h"
 #include "opendm/jose.h"
 #include "opendm/pki.h"
 
@@ -242,14 +243,14 @@ out:
 static int app_pair_exchange(struct app *app, SSL *ssl, const struct app_url *u, const char *pin,
                              X509 *link_cert, long *status, json_t **resp, char *err, size_t errlen)
 {
-	unsigned char exporter[DEV_PAIR_EXPORTER_LEN], spki[32];
+	unsigned char exporter[PAIRPROOF_EXPORTER_LEN], spki[32];
 	char proof[65], *pem = NULL, *body = NULL, *req = NULL;
 	json_t *j = NULL;
 	size_t blen, cap;
 	int n, rc = -1;
 
-	if (dev_pair_exporter(ssl, exporter) == -1 || dev_link_spki(link_cert, spki, NULL) == -1 ||
-	    dev_pair_proof(pin, exporter, spki, app->cfg.hw_id, proof) == -1 ||
+	if (pairproof_exporter(ssl, exporter) == -1 || dev_link_spki(link_cert, spki, NULL) == -1 ||
+	    pairproof_make(pin, exporter, spki, app->cfg.hw_id, proof) == -1 ||
 	    (pem = pki_cert_pem(link_cert)) == NULL) {
 		tls_seterr(err, errlen, "cannot compute the pairing proof");
 		goto out;

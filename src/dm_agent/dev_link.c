@@ -15,21 +15,11 @@
 #include "opendm/file.h"
 #include "opendm/pki.h"
 
+#include "opendm/pairproof.h"
+
 #include "dev_link.h"
 
 #define DEV_LINK_MAX_JSON 8192
-
-static void dev_hex(const unsigned char *in, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hx[in[i] >> 4];
-		out[2 * i + 1] = hx[in[i] & 0xf];
-	}
-	out[2 * n] = '\0';
-}
 
 int dev_link_new(const char *hw_id, EVP_PKEY **key, X509 **cert, char *err, size_t errlen)
 {
@@ -60,18 +50,7 @@ int dev_link_new(const char *hw_id, EVP_PKEY **key, X509 **cert, char *err, size
 
 int dev_link_spki(X509 *cert, unsigned char raw[32], char hex[65])
 {
-	unsigned char *der = NULL, md[32];
-	int n;
-
-	if ((n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der)) <= 0)
-		return -1;
-	SHA256(der, (size_t)n, md);
-	OPENSSL_free(der);
-	if (raw != NULL)
-		memcpy(raw, md, sizeof(md));
-	if (hex != NULL)
-		dev_hex(md, sizeof(md), hex);
-	return 0;
+	return pairproof_spki(X509_get0_pubkey(cert), raw, hex);
 }
 
 int dev_pin_ok(const char *pin)
@@ -82,37 +61,6 @@ int dev_pin_ok(const char *pin)
 		if (pin[i] < '0' || pin[i] > '9')
 			return 0;
 	return pin[DEV_PIN_LEN] == '\0';
-}
-
-int dev_pair_exporter(SSL *ssl, unsigned char out[DEV_PAIR_EXPORTER_LEN])
-{
-	return SSL_export_keying_material(ssl, out, DEV_PAIR_EXPORTER_LEN, DEV_PAIR_EXPORTER_LABEL,
-	                                  strlen(DEV_PAIR_EXPORTER_LABEL), NULL, 0, 0) == 1
-	           ? 0
-	           : -1;
-}
-
-int dev_pair_proof(const char *pin, const unsigned char exporter[DEV_PAIR_EXPORTER_LEN],
-                   const unsigned char spki[32], const char *hw_id, char hex[65])
-{
-	unsigned char msg[DEV_PAIR_EXPORTER_LEN + 32 + 64], md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	size_t hlen = strlen(hw_id);
-	int rc = -1;
-
-	if (!dev_pin_ok(pin) || hlen > 64)
-		return -1;
-	memcpy(msg, exporter, DEV_PAIR_EXPORTER_LEN);
-	memcpy(msg + DEV_PAIR_EXPORTER_LEN, spki, 32);
-	memcpy(msg + DEV_PAIR_EXPORTER_LEN + 32, hw_id, hlen);
-	if (HMAC(EVP_sha256(), pin, DEV_PIN_LEN, msg, DEV_PAIR_EXPORTER_LEN + 32 + hlen, md,
-	         &mdlen) != NULL &&
-	    mdlen == 32) {
-		dev_hex(md, 32, hex);
-		rc = 0;
-	}
-	OPENSSL_cleanse(md, sizeof(md));
-	return rc;
 }
 
 static int dev_link_paths(const struct dev_config *cfg, struct dev_link *l, char *json, size_t len,

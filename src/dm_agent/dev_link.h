@@ -15,10 +15,8 @@
 
 #include "dev.h"
 
-#define DEV_LINK_DAYS           365
-#define DEV_PAIR_EXPORTER_LABEL "EXPORTER-opendm-pairing"
-#define DEV_PAIR_EXPORTER_LEN   32
-#define DEV_PIN_LEN             6
+#define DEV_LINK_DAYS 365
+#define DEV_PIN_LEN   6
 
 struct dev_link {
 	int paired;       /* pairing.json is there, intact, and device.json has a cpe section */
@@ -37,13 +35,10 @@ int dev_link_spki(X509 *cert, unsigned char raw[32], char hex[65]);
 /* 1 if pin is exactly DEV_PIN_LEN decimal digits. */
 int dev_pin_ok(const char *pin);
 /* The TLS exporter of a pairing session (both ends compute it). 0/-1. */
-int dev_pair_exporter(SSL *ssl, unsigned char out[DEV_PAIR_EXPORTER_LEN]);
 /*
  * proof = HMAC-SHA256(key = pin ASCII, exporter || sha256(link SPKI) || hw_id ASCII) as 64
  * lower-case hex: knowledge of the PIN bound to this very TLS session. 0/-1.
  */
-int dev_pair_proof(const char *pin, const unsigned char exporter[DEV_PAIR_EXPORTER_LEN],
-                   const unsigned char spki[32], const char *hw_id, char hex[65]);
 /*
  * Store a pairing: pairing.json is removed first, then key.pem (0600) and cert.pem are
  * written and pairing.json last, so a crash never leaves a record naming another key.

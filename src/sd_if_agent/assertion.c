@@ -83,7 +83,7 @@ static int sdif_link_key(struct sdif *s, struct httpd_req *req, const char *hw_i
 		return 0;
 	}
 	if (r == -1 || (x = pki_cert_from_pem(pem, strlen(pem), err, sizeof(err))) == NULL ||
-	    (*pub = X509_get_pubkey(x)) == NULL || sdif_spki_fp(*pub, NULL, fp) == -1) {
+	    (*pub = X509_get_pubkey(x)) == NULL || pairproof_spki(*pub, NULL, fp) == -1) {
 		log_rerr(httpd_req_id(req), "cannot load the link certificate of %s", hw_id);
 		EVP_PKEY_free(*pub);
 		*pub = NULL;

@@ -89,7 +89,7 @@ static int sdif_link_cert(const char *text, char **pem, unsigned char spki[32], 
 		snprintf(err, errlen, "the link certificate is not self-signed");
 		goto out;
 	}
-	if (sdif_spki_fp(pub, spki, fp) == -1 || (*pem = pki_cert_pem(x)) == NULL) {
+	if (pairproof_spki(pub, spki, fp) == -1 || (*pem = pki_cert_pem(x)) == NULL) {
 		snprintf(err, errlen, "cannot encode the link certificate");
 		goto out;
 	}
@@ -113,7 +113,7 @@ void sdif_pair(struct httpd_req *req, void *arg)
 	struct sdif *s = d->role_state;
 	struct sdif_pair_body *b = httpd_req_body(req);
 	const char *rid = httpd_req_id(req);
-	unsigned char exporter[SDIF_EXPORTER_LEN], spki[32];
+	unsigned char exporter[PAIRPROOF_EXPORTER_LEN], spki[32];
 	char fp[65], err[256] = "", *pem = NULL;
 	time_t now = time(NULL);
 	json_t *body;
@@ -133,12 +133,12 @@ void sdif_pair(struct httpd_req *req, void *arg)
 		httpd_reply_error(req, 400, "bad_link_cert", "link_cert: %s", err);
 		return;
 	}
-	if (httpd_req_tls_export(req, SDIF_EXPORTER_LABEL, exporter, sizeof(exporter)) == -1) {
+	if (httpd_req_tls_export(req, PAIRPROOF_EXPORTER_LABEL, exporter, sizeof(exporter)) == -1) {
 		log_rerr(rid, "cannot read the TLS exporter of the session");
 		httpd_reply_error(req, 500, "internal_error", "TLS exporter unavailable");
 		goto out;
 	}
-	ok = sdif_proof_check(s->pin, exporter, spki, b->hw_id, b->proof);
+	ok = pairproof_check(s->pin, exporter, spki, b->hw_id, b->proof);
 	OPENSSL_cleanse(exporter, sizeof(exporter));
 	switch (sdif_pin_try(s, now, ok)) {
 	case SDIF_PIN_NONE:

@@ -530,7 +530,7 @@ static void relay_handshake_done(struct relay_tunnel *t)
 
 	/* The verify callback let any certificate through; the key is the identity. */
 	if (ssl == NULL || (peer = SSL_get0_peer_certificate(ssl)) == NULL ||
-	    sdif_spki_fp(X509_get0_pubkey(peer), NULL, t->link_fp) == -1) {
+	    pairproof_spki(X509_get0_pubkey(peer), NULL, t->link_fp) == -1) {
 		ERR_clear_error();
 		log_rinfo(t->tid, "sdif=link refused reason=no usable link certificate");
 		t->dev_dead = 1;

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "opendm/daemon.h"
+#include "opendm/pairproof.h"
 #include "opendm/httpd.h"
 #include "opendm/schema.h"
 
@@ -29,8 +30,6 @@
 #define SDIF_LINK_CERT_MAX         (8 * 1024) /* PEM of a device's self-signed link cert */
 #define SDIF_PROOF_TTL_MAX         120        /* how far ahead a link_proof's exp may be */
 /* The TLS exporter both ends of a pairing session compute (RFC 8446 §7.5, no context). */
-#define SDIF_EXPORTER_LABEL "EXPORTER-opendm-pairing"
-#define SDIF_EXPORTER_LEN   32
 
 /* The "relay" part of the "sd_if_agent" config section. */
 struct sdif_relay_conf {
@@ -127,15 +126,7 @@ enum sdif_pin_verdict {
 int sdif_pin_active(const struct sdif *s, time_t now);
 enum sdif_pin_verdict sdif_pin_try(struct sdif *s, time_t now, int proof_ok);
 void sdif_pin_clear(struct sdif *s);
-/* proof = HMAC-SHA256(key = pin ASCII, exporter || sha256(link SPKI) || hw_id). 0/-1. */
-int sdif_proof(const char *pin, const unsigned char exporter[SDIF_EXPORTER_LEN],
-               const unsigned char spki_hash[32], const char *hw_id, unsigned char out[32]);
-/* 1 if proof_hex (64 lower-case hex) is the proof for these inputs, compared in constant
- * time; 0 if not (malformed included). */
-int sdif_proof_check(const char *pin, const unsigned char exporter[SDIF_EXPORTER_LEN],
-                     const unsigned char spki_hash[32], const char *hw_id, const char *proof_hex);
 /* sha256 of pub's DER SubjectPublicKeyInfo: raw (may be NULL) and lower-case hex. 0/-1. */
-int sdif_spki_fp(EVP_PKEY *pub, unsigned char raw[32], char hex[65]);
 
 /* control.c: the local admin socket (sd_if_agent.control_socket, 0600). 0/-1 + err. */
 int sdif_control_start(struct sdif *s, const char *path, char *err, size_t errlen);

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "opendm/pairproof.h"
 #include "opendm/pki.h"
 #include "sd_if_agent.h"
 
@@ -33,16 +34,13 @@ static void vector_inputs(unsigned char exporter[32], unsigned char spki[32])
 
 static void test_proof_vector(void **state)
 {
-	unsigned char exporter[32], spki[32], out[32];
+	unsigned char exporter[32], spki[32];
 	char hex[65];
-	int i;
 
 	vector_inputs(exporter, spki);
-	assert_int_equal(sdif_proof("123456", exporter, spki, "hw-0001", out), 0);
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", out[i]);
+	assert_int_equal(pairproof_make("123456", exporter, spki, "hw-0001", hex), 0);
 	assert_string_equal(hex, VECTOR);
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0001", VECTOR), 1);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0001", VECTOR), 1);
 }
 
 static void test_proof_refused(void **state)
@@ -53,31 +51,31 @@ static void test_proof_refused(void **state)
 	vector_inputs(exporter, spki);
 	/* Each input is bound: PIN, session (exporter, i.e. a man in the middle), link key,
 	 * hardware id. */
-	assert_int_equal(sdif_proof_check("123457", exporter, spki, "hw-0001", VECTOR), 0);
+	assert_int_equal(pairproof_check("123457", exporter, spki, "hw-0001", VECTOR), 0);
 	exporter[31] ^= 1;
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0001", VECTOR), 0);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0001", VECTOR), 0);
 	exporter[31] ^= 1;
 	spki[0] ^= 0x80;
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0001", VECTOR), 0);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0001", VECTOR), 0);
 	spki[0] ^= 0x80;
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0002", VECTOR), 0);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0002", VECTOR), 0);
 	/* One flipped bit of the proof, the last byte (a prefix compare would pass it). */
 	memcpy(bad, VECTOR, sizeof(bad));
 	bad[63] = bad[63] == '6' ? '7' : '6';
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0001", bad), 0);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0001", bad), 0);
 	/* Malformed: upper case, short, long, not hex, empty. */
 	memcpy(bad, VECTOR, sizeof(bad));
 	bad[0] = 'F';
 	bad[1] = 'F';
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0001", bad), 0);
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0001", VECTOR + 2), 0);
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0001", VECTOR "00"), 0);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0001", bad), 0);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0001", VECTOR + 2), 0);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0001", VECTOR "00"), 0);
 	memcpy(bad, VECTOR, sizeof(bad));
 	bad[10] = 'g';
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0001", bad), 0);
-	assert_int_equal(sdif_proof_check("123456", exporter, spki, "hw-0001", ""), 0);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0001", bad), 0);
+	assert_int_equal(pairproof_check("123456", exporter, spki, "hw-0001", ""), 0);
 	/* No PIN (pairing mode off) never matches, even an all-zero HMAC key. */
-	assert_int_equal(sdif_proof_check("", exporter, spki, "hw-0001", VECTOR), 0);
+	assert_int_equal(pairproof_check("", exporter, spki, "hw-0001", VECTOR), 0);
 }
 
 static void test_pin_new(void **state)
@@ -166,7 +164,7 @@ static void test_spki_fp(void **state)
 
 	assert_non_null(a);
 	assert_non_null(b);
-	assert_int_equal(sdif_spki_fp(a, raw, hex), 0);
+	assert_int_equal(pairproof_spki(a, raw, hex), 0);
 	assert_int_equal(strlen(hex), 64);
 	/* sha256 of the DER SubjectPublicKeyInfo, computed here with EVP directly. */
 	assert_true((len = i2d_PUBKEY(a, &der)) > 0);
@@ -185,11 +183,11 @@ static void test_spki_fp(void **state)
 		assert_non_null(pub = d2i_PUBKEY(NULL, &p, len));
 	}
 	OPENSSL_free(der);
-	assert_int_equal(sdif_spki_fp(pub, NULL, hex2), 0);
+	assert_int_equal(pairproof_spki(pub, NULL, hex2), 0);
 	assert_string_equal(hex, hex2);
-	assert_int_equal(sdif_spki_fp(b, NULL, hex2), 0);
+	assert_int_equal(pairproof_spki(b, NULL, hex2), 0);
 	assert_string_not_equal(hex, hex2);
-	assert_int_equal(sdif_spki_fp(NULL, NULL, hex2), -1);
+	assert_int_equal(pairproof_spki(NULL, NULL, hex2), -1);
 	EVP_PKEY_free(pub);
 	EVP_PKEY_free(a);
 	EVP_PKEY_free(b);

@@ -28,6 +28,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "opendm/pairproof.h"
 #include "opendm/log.h"
 #include "opendm/pki.h"
 #include "opendm/tls.h"
@@ -242,7 +243,7 @@ static void make_self_signed(const char *cert_path, const char *key_path, const 
 	assert_int_equal(pki_key_write(key_path, key, err, sizeof(err)), 0);
 	assert_int_equal(pki_certs_write(cert_path, &cert, 1, err, sizeof(err)), 0);
 	if (fp != NULL)
-		assert_int_equal(sdif_spki_fp(key, NULL, fp), 0);
+		assert_int_equal(pairproof_spki(key, NULL, fp), 0);
 	X509_free(self);
 	X509_free(cert);
 	EVP_PKEY_free(key);
