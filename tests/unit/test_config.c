@@ -421,6 +421,24 @@ static void test_no_err_buffer(void **state)
 	cfg_free(NULL, &c);
 }
 
+static void test_https_url(void **state)
+{
+	char err[256], *u;
+
+	(void)state;
+	/* Trailing slashes go, so that "/v1/..." can be appended. */
+	assert_non_null(u = cfg_https_url("s", "k", "https://127.0.0.1:8443//", err, sizeof(err)));
+	assert_string_equal(u, "https://127.0.0.1:8443");
+	free(u);
+	assert_null(cfg_https_url("s", "k", "http://127.0.0.1:8443", err, sizeof(err)));
+	assert_non_null(strstr(err, "key 's.k'"));
+	assert_null(cfg_https_url("s", "k", "https://", err, sizeof(err)));
+	assert_null(cfg_https_url("s", "k", "https:///x", err, sizeof(err)));
+	assert_null(cfg_https_url("s", "k", "https://h/a?b", err, sizeof(err)));
+	assert_null(cfg_https_url("s", "k", "https://h/a b", err, sizeof(err)));
+	assert_null(cfg_https_url("s", "k", "https://h/\"", err, sizeof(err)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +457,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tls_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_role_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_err_buffer, setup, teardown),
+	    cmocka_unit_test(test_https_url),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
