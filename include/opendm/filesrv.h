@@ -11,6 +11,8 @@
 #ifndef OPENDM_FILESRV_H
 #define OPENDM_FILESRV_H
 
+#include <stdint.h>
+
 #include "opendm/httpd.h"
 
 /*
@@ -22,5 +24,16 @@
  */
 int filesrv_reply(struct httpd_req *req, const char *path, const char *etag,
                   const char *content_type);
+
+/*
+ * How a reply ended: ok = 1 when all of it was sent (sent bytes starting at first, of a file of
+ * size bytes), 0 when it failed, the client left, or nothing was streamed (416, errors: then
+ * size is -1 if unknown). Called from the loop, after the request is gone.
+ */
+typedef void (*filesrv_done_fn)(void *arg, int ok, int64_t first, int64_t sent, int64_t size);
+/* filesrv_reply() that calls done(done_arg, ...) exactly once, whatever happens (possibly
+ * before it returns). */
+int filesrv_reply_cb(struct httpd_req *req, const char *path, const char *etag,
+                     const char *content_type, filesrv_done_fn done, void *done_arg);
 
 #endif

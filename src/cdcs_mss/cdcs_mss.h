@@ -131,6 +131,9 @@ int cdcs_mss_store_session_insert(struct db *db, const struct cdcs_mss_session *
                                   const char *perso_ticket);
 /* 1 found, 0 unknown, -1 error. */
 int cdcs_mss_store_session_get(struct db *db, const char *id, struct cdcs_mss_session *out);
+/* Count n more image bytes delivered to a session (for operators: a download that needed far
+ * more than the image's size was cut many times). 0/-1. */
+int cdcs_mss_store_session_sent(struct db *db, const char *id, int64_t n);
 /* 1 if jti is already spent, 0 if not, -1 error. */
 int cdcs_mss_store_jti_spent(struct db *db, const char *jti);
 /* Forget sessions that expired before now. Rows deleted or -1. */

@@ -4,6 +4,7 @@
  * (Range / If-Range, so an interrupted download resumes) and never held in memory.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -12,6 +13,7 @@
 #include "cdcs_mss.h"
 
 #define CDCS_MSS_RANGE_LOG_MAX 64 /* what of a Range header is worth a log line */
+#define CDCS_MSS_ID_LOG_MAX    (4 * 64 + 96)
 
 /* 32 lower-case hex characters. */
 static int cdcs_mss_session_id_ok(const char *s)
@@ -43,6 +45,38 @@ static void cdcs_mss_part(struct httpd_req *req, const char *etag, char *buf, si
 		snprintf(buf, len, "Range %s", range);
 }
 
+/* What step 13 says once the image has gone out: copied, since the request is gone then. */
+struct cdcs_mss_delivery {
+	struct daemon_ctx *d;
+	char rid[HTTPD_RID_MAX + 1];
+	char dm_id[DMPEER_ID_MAX + 1];
+	char session[2 * CDCS_MSS_SESSION_HEX_BYTES + 1];
+	char what[CDCS_MSS_ID_LOG_MAX];
+	char part[CDCS_MSS_RANGE_LOG_MAX + 48];
+};
+
+static void cdcs_mss_delivered(void *arg, int ok, int64_t first, int64_t sent, int64_t size)
+{
+	struct cdcs_mss_delivery *dl = arg;
+
+	if (ok && sent > 0) {
+		(void)cdcs_mss_store_session_sent(dl->d->db, dl->session, sent);
+		/* Step 13 is done when the image has reached its end (a resumed part counts). */
+		if (first + sent == size)
+			log_step("fig5", 13, dl->rid, dl->dm_id,
+			         "delivered %s: bytes %lld-%lld of %lld (%s)", dl->what,
+			         (long long)first, (long long)(first + sent - 1), (long long)size,
+			         dl->part);
+		else
+			log_rinfo(dl->rid, "delivered bytes %lld-%lld of %s (%s)", (long long)first,
+			          (long long)(first + sent - 1), dl->what, dl->part);
+	} else if (size >= 0) {
+		log_rinfo(dl->rid, "delivery of %s to %s did not complete (%s)", dl->what,
+		          dl->dm_id, dl->part);
+	}
+	free(dl);
+}
+
 void cdcs_mss_image_get(struct httpd_req *req, void *arg)
 {
 	struct daemon_ctx *d = arg;
@@ -51,7 +85,8 @@ void cdcs_mss_image_get(struct httpd_req *req, void *arg)
 	struct cdcs_mss_session ss;
 	struct cdcs_mss_image img;
 	char dm_id[DMPEER_ID_MAX + 1], path[CDCS_MSS_PATH_MAX + CDCS_MSS_RELPATH_MAX + 16];
-	char etag[70], part[CDCS_MSS_RANGE_LOG_MAX + 48], rid[HTTPD_RID_MAX + 1];
+	struct cdcs_mss_delivery *dl;
+	char etag[70];
 	int r;
 
 	if (dmpeer_require(req, s->device_ca_fp, dm_id, sizeof(dm_id)) == -1)
@@ -88,18 +123,19 @@ void cdcs_mss_image_get(struct httpd_req *req, void *arg)
 	}
 	snprintf(path, sizeof(path), "%s/%s/image", s->catalogue_dir, img.path);
 	snprintf(etag, sizeof(etag), "\"%s\"", img.m.sha256);
-	/*
-	 * filesrv has no completion hook, so step 13 is logged as the reply starts, with the
-	 * part asked for. Everything logged is copied first: req may be gone once the reply is
-	 * under way (the stream may end, or fail, within filesrv_reply()).
-	 */
-	cdcs_mss_part(req, etag, part, sizeof(part));
-	snprintf(rid, sizeof(rid), "%s", httpd_req_id(req));
-	if (filesrv_reply(req, path, etag, "application/octet-stream") == 0)
-		log_step("fig5", 13, rid, dm_id,
-		         "streaming %s/%s %s v%lld (%lld bytes, sha256 %.12s...): %s", img.m.vendor,
-		         img.m.name, img.m.variant, (long long)img.m.version_number,
-		         (long long)img.m.size, img.m.sha256, part);
+	if ((dl = calloc(1, sizeof(*dl))) == NULL) {
+		httpd_reply_error(req, 500, "internal_error", "out of memory");
+		goto out;
+	}
+	dl->d = d;
+	snprintf(dl->rid, sizeof(dl->rid), "%s", httpd_req_id(req));
+	snprintf(dl->dm_id, sizeof(dl->dm_id), "%s", dm_id);
+	snprintf(dl->session, sizeof(dl->session), "%s", ss.id);
+	snprintf(dl->what, sizeof(dl->what), "%s/%s %s v%lld (sha256 %.12s...)", img.m.vendor,
+	         img.m.name, img.m.variant, (long long)img.m.version_number, img.m.sha256);
+	cdcs_mss_part(req, etag, dl->part, sizeof(dl->part));
+	/* dl is the callback's from here: it runs exactly once, perhaps before this returns. */
+	(void)filesrv_reply_cb(req, path, etag, "application/octet-stream", cdcs_mss_delivered, dl);
 out:
 	cdcs_mss_image_clear(&img);
 }

@@ -295,6 +295,26 @@ int cdcs_mss_store_session_insert(struct db *db, const struct cdcs_mss_session *
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int cdcs_mss_store_session_sent(struct db *db, const char *id, int64_t n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_prepare(
+	         db, "UPDATE session SET bytes_sent = bytes_sent + ?2 WHERE id = ?1")) == NULL)
+		return -1;
+	if (sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, n) != SQLITE_OK) {
+		log_err("cannot bind: %s", db_errmsg(db));
+		sqlite3_reset(st);
+		return -1;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		log_err("cannot count bytes sent: %s", db_errmsg(db));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int cdcs_mss_store_session_get(struct db *db, const char *id, struct cdcs_mss_session *out)
 {
 	sqlite3_stmt *st;

@@ -18,8 +18,12 @@
 /* What one streaming reply needs between fill() calls. */
 struct filesrv_stream {
 	int fd;
-	int64_t off; /* next byte to send */
-	int64_t end; /* one past the last byte to send */
+	int64_t first; /* first byte of the reply */
+	int64_t off;   /* next byte to send */
+	int64_t end;   /* one past the last byte to send */
+	int64_t size;  /* of the file */
+	filesrv_done_fn done;
+	void *done_arg;
 	char rid[HTTPD_RID_MAX + 1];
 };
 
@@ -131,6 +135,8 @@ static void filesrv_done(void *arg, int ok)
 
 	if (!ok)
 		log_rdebug(st->rid, "download ended early at byte %" PRId64, st->off);
+	if (st->done != NULL)
+		st->done(st->done_arg, ok, st->first, ok ? st->end - st->first : 0, st->size);
 	close(st->fd);
 	free(st);
 }
@@ -145,6 +151,12 @@ static int filesrv_if_range_ok(struct httpd_req *req, const char *etag)
 
 int filesrv_reply(struct httpd_req *req, const char *path, const char *etag,
                   const char *content_type)
+{
+	return filesrv_reply_cb(req, path, etag, content_type, NULL, NULL);
+}
+
+int filesrv_reply_cb(struct httpd_req *req, const char *path, const char *etag,
+                     const char *content_type, filesrv_done_fn done, void *done_arg)
 {
 	struct filesrv_stream *st = NULL;
 	enum filesrv_range kind = FILESRV_WHOLE;
@@ -161,6 +173,8 @@ int filesrv_reply(struct httpd_req *req, const char *path, const char *etag,
 			log_rerr(httpd_req_id(req), "%s: %s", path, strerror(errno));
 			httpd_reply_error(req, 500, "internal_error", "cannot read the file");
 		}
+		if (done != NULL)
+			done(done_arg, 0, 0, 0, -1);
 		return -1;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
@@ -181,6 +195,8 @@ int filesrv_reply(struct httpd_req *req, const char *path, const char *etag,
 		httpd_reply_error(req, 416, "range_not_satisfiable",
 		                  "the range is outside the %" PRId64 " bytes of the file", size);
 		close(fd);
+		if (done != NULL)
+			done(done_arg, 0, 0, 0, size);
 		return 0;
 	}
 	if (kind == FILESRV_PART) {
@@ -198,11 +214,16 @@ int filesrv_reply(struct httpd_req *req, const char *path, const char *etag,
 		goto fail;
 	}
 	st->fd = fd;
+	st->first = first;
 	st->off = first;
 	st->end = last + 1;
+	st->size = size;
 	snprintf(st->rid, sizeof(st->rid), "%s", httpd_req_id(req));
 	httpd_add_header(req, "Content-Type",
 	                 content_type != NULL ? content_type : "application/octet-stream");
+	/* Set only now: until the stream owns st, a failure reports through fail below. */
+	st->done = done;
+	st->done_arg = done_arg;
 	if (httpd_reply_stream(req, status, st->end - st->off, filesrv_fill, filesrv_done, st) ==
 	    -1) {
 		httpd_reply_error(req, 500, "internal_error", "cannot start the download");
@@ -213,5 +234,7 @@ int filesrv_reply(struct httpd_req *req, const char *path, const char *etag,
 
 fail:
 	close(fd);
+	if (done != NULL)
+		done(done_arg, 0, 0, 0, -1);
 	return -1;
 }

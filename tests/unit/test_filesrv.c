@@ -58,6 +58,10 @@ struct fx {
 	char small[PATH_MAX], big[PATH_MAX], empty[PATH_MAX], gone[PATH_MAX], sub[PATH_MAX];
 	unsigned char small_data[SMALL_SIZE];
 	unsigned char big_md[32];
+	/* What filesrv_reply_cb() reported, written by the server thread (mutex). */
+	pthread_mutex_t cb_lock;
+	int cb_calls, cb_ok;
+	int64_t cb_first, cb_sent, cb_size;
 	struct event_base *base;
 	SSL_CTX *srv_ctx, *cli_ctx;
 	struct httpd *h;
@@ -78,6 +82,19 @@ struct resp {
 /* The certificates name the loopback address the tests connect to. */
 static const char *const leaf_ips[] = {"127.0.0.1", NULL};
 
+static void cb_done(void *arg, int ok, int64_t first, int64_t sent, int64_t size)
+{
+	struct fx *fx = arg;
+
+	pthread_mutex_lock(&fx->cb_lock);
+	fx->cb_calls++;
+	fx->cb_ok = ok;
+	fx->cb_first = first;
+	fx->cb_sent = sent;
+	fx->cb_size = size;
+	pthread_mutex_unlock(&fx->cb_lock);
+}
+
 static void h_file(struct httpd_req *req, void *arg)
 {
 	struct fx *fx = arg;
@@ -87,6 +104,10 @@ static void h_file(struct httpd_req *req, void *arg)
 		filesrv_reply(req, fx->small, ETAG_SMALL, NULL);
 	else if (strcmp(t, "big") == 0)
 		filesrv_reply(req, fx->big, ETAG_BIG, NULL);
+	else if (strcmp(t, "bigcb") == 0)
+		filesrv_reply_cb(req, fx->big, ETAG_BIG, NULL, cb_done, fx);
+	else if (strcmp(t, "gonecb") == 0)
+		filesrv_reply_cb(req, fx->gone, "\"gone\"", NULL, cb_done, fx);
 	else if (strcmp(t, "empty") == 0)
 		filesrv_reply(req, fx->empty, "\"empty\"", "text/plain");
 	else if (strcmp(t, "gone") == 0)
@@ -168,6 +189,7 @@ static int group_setup(void **state)
 
 	log_init("test_filesrv", LOG_LVL_ERR);
 	assert_non_null(fx = calloc(1, sizeof(*fx)));
+	assert_int_equal(pthread_mutex_init(&fx->cb_lock, NULL), 0);
 	assert_int_equal(tu_tmpdir(fx->dir, sizeof(fx->dir), "filesrv"), 0);
 	path_in(fx->ca, fx->dir, "ca.pem");
 	path_in(fx->srv_cert, fx->dir, "server.pem");
@@ -234,6 +256,7 @@ static int group_teardown(void **state)
 		(void)unlink(files[i]);
 	(void)rmdir(fx->sub);
 	(void)rmdir(fx->dir);
+	pthread_mutex_destroy(&fx->cb_lock);
 	free(fx);
 	return 0;
 }
@@ -567,6 +590,50 @@ static void test_missing(void **state)
 	assert_error_code(&r, "internal_error");
 }
 
+/* The done callback's report once it came (the server finishes after the client read it). */
+static int cb_wait(struct fx *fx, int calls)
+{
+	int i, n = 0;
+
+	for (i = 0; i < 500 && n < calls; i++) {
+		pthread_mutex_lock(&fx->cb_lock);
+		n = fx->cb_calls;
+		pthread_mutex_unlock(&fx->cb_lock);
+		if (n < calls)
+			usleep(10000);
+	}
+	return n;
+}
+
+static void test_done_callback(void **state)
+{
+	struct fx *fx = *state;
+	struct resp r;
+
+	pthread_mutex_lock(&fx->cb_lock);
+	fx->cb_calls = 0;
+	pthread_mutex_unlock(&fx->cb_lock);
+	/* A resumed download to the end: all of it sent, from where it started. */
+	fetch(fx, "GET", "/f/bigcb", "Range: bytes=1000-\r\n", &r);
+	assert_int_equal(r.status, 206);
+	assert_int_equal(cb_wait(fx, 1), 1);
+	assert_int_equal(fx->cb_ok, 1);
+	assert_int_equal(fx->cb_first, 1000);
+	assert_int_equal(fx->cb_sent, BIG_SIZE - 1000);
+	assert_int_equal(fx->cb_size, BIG_SIZE);
+	/* Nothing streamed (416, a vanished file): told once, not ok. */
+	fetch(fx, "GET", "/f/bigcb", "Range: bytes=99999999-\r\n", &r);
+	assert_int_equal(r.status, 416);
+	assert_int_equal(cb_wait(fx, 2), 2);
+	assert_int_equal(fx->cb_ok, 0);
+	assert_int_equal(fx->cb_size, BIG_SIZE);
+	fetch(fx, "GET", "/f/gonecb", NULL, &r);
+	assert_int_equal(r.status, 404);
+	assert_int_equal(cb_wait(fx, 3), 3);
+	assert_int_equal(fx->cb_ok, 0);
+	assert_int_equal(fx->cb_size, -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -574,7 +641,7 @@ int main(void)
 	    cmocka_unit_test(test_suffix),         cmocka_unit_test(test_unsatisfiable),
 	    cmocka_unit_test(test_ignored_ranges), cmocka_unit_test(test_if_range),
 	    cmocka_unit_test(test_head),           cmocka_unit_test(test_big_bounded),
-	    cmocka_unit_test(test_missing),
+	    cmocka_unit_test(test_missing),        cmocka_unit_test(test_done_callback),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
