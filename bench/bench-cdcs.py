@@ -24,6 +24,9 @@ import sys
 import tempfile
 import time
 
+import benchlib  # noqa: E402  (bench/, beside this script)
+from benchlib import run  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
@@ -34,38 +37,6 @@ BDIR = os.path.join(ROOT, "build-bench")
 TARGETS = ["dmctl", "dm-app", "dm-agent", "dm-mss", "dm-iss", "cdcs-pss", "cdcs-mss", "cdcs-iss",
            "sd-if-agent", "cdcs-sample-ca", "cdcs-sample-drm", "odm-sha256-rate"]
 
-NGINX_CONF = """{user}worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-	access_log off;
-	sendfile off;
-	client_body_temp_path {tmp}/body;
-	proxy_temp_path {tmp}/proxy;
-	fastcgi_temp_path {tmp}/fastcgi;
-	uwsgi_temp_path {tmp}/uwsgi;
-	scgi_temp_path {tmp}/scgi;
-	server {{
-		listen 127.0.0.1:{port} ssl;
-		ssl_protocols TLSv1.3;
-		ssl_ecdh_curve X25519:prime256v1;
-		ssl_certificate {pki}/cdcs-mss.crt;
-		ssl_certificate_key {pki}/cdcs-mss.key;
-		ssl_client_certificate {pki}/ca.crt;
-		ssl_verify_client on;
-		ssl_verify_depth 3;
-		ssl_session_tickets off;
-		ssl_session_cache off;
-		location = /image {{ alias {image}; default_type application/octet-stream; }}
-	}}
-}}
-"""
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
 def curl_speed(url, ident, pki, out=os.devnull):
@@ -149,18 +120,9 @@ def main():
         odm_url = doc["image_url"]
 
         port = devstack.free_port()
-        ndir = os.path.join(tmp, "nginx")
-        os.makedirs(ndir)
-        with open(os.path.join(ndir, "nginx.conf"), "w") as f:
-            # As root, nginx's worker would drop to nobody, who cannot read the private
-            # work directory: keep it as the user that made the files.
-            f.write(NGINX_CONF.format(user="user root;\n" if os.geteuid() == 0 else "",
-                                      tmp=ndir, port=port, pki=stack.pki, image=image))
-        ngx = subprocess.Popen(["taskset", "-c", "0", nginx, "-c",
-                                os.path.join(ndir, "nginx.conf"), "-p", ndir],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ngx = benchlib.start_nginx(nginx, tmp, port, stack.pki, "cdcs-mss", image, cpu=0)
         run(["taskset", "-p", "-c", "0", str(stack.daemons["cdcs-mss"].proc.pid)])
-        ngx_url = "https://127.0.0.1:%d/image" % port
+        ngx_url = "https://127.0.0.1:%d/file" % port
         for _ in range(100):
             try:
                 curl_speed(ngx_url, ident, stack.pki)

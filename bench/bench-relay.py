@@ -32,46 +32,16 @@ import sys
 import tempfile
 import time
 
+import benchlib  # noqa: E402  (bench/, beside this script)
+from benchlib import run  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TARGETS = ["dmctl", "sd-if-agent"]
 
-NGINX_CONF = """{user}worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-	access_log off;
-	sendfile off;
-	client_header_timeout 300s;
-	client_body_temp_path {tmp}/body;
-	proxy_temp_path {tmp}/proxy;
-	fastcgi_temp_path {tmp}/fastcgi;
-	uwsgi_temp_path {tmp}/uwsgi;
-	scgi_temp_path {tmp}/scgi;
-	server {{
-		listen 127.0.0.1:{port} ssl;
-		ssl_protocols TLSv1.3;
-		ssl_ecdh_curve X25519:prime256v1;
-		ssl_certificate {pki}/dm-mss.crt;
-		ssl_certificate_key {pki}/dm-mss.key;
-		ssl_client_certificate {pki}/ca.crt;
-		ssl_verify_client on;
-		ssl_verify_depth 3;
-		ssl_session_tickets off;
-		ssl_session_cache off;
-		location = /file {{ alias {image}; default_type application/octet-stream; }}
-	}}
-}}
-"""
 
 
 class BenchError(Exception):
     pass
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
 def free_port():
@@ -173,13 +143,7 @@ def main():
             f.write(os.urandom(a.size_mib * 1024 * 1024))
 
         nport, rport, aport = free_port(), free_port(), free_port()
-        ndir = os.path.join(tmp, "nginx")
-        os.makedirs(ndir)
-        with open(os.path.join(ndir, "nginx.conf"), "w") as f:
-            f.write(NGINX_CONF.format(user="user root;\n" if os.geteuid() == 0 else "",
-                                      tmp=ndir, port=nport, pki=pki, image=image))
-        ngx = subprocess.Popen([nginx, "-c", os.path.join(ndir, "nginx.conf"), "-p", ndir],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ngx = benchlib.start_nginx(nginx, tmp, nport, pki, "dm-mss", image)
         procs.append(ngx)
 
         target = "127.0.0.1:%d" % nport
