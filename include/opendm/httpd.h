@@ -86,6 +86,12 @@ void *httpd_req_body(struct httpd_req *req);
 /* The parsed JSON body (borrowed), or NULL. */
 json_t *httpd_req_json(struct httpd_req *req);
 const char *httpd_req_path(const struct httpd_req *req);
+/* "GET", "POST"... */
+const char *httpd_req_method_name(const struct httpd_req *req);
+/* The URL-decoded query parameter key into buf: 1 found, 0 absent, -1 malformed query, empty
+ * value or a value that does not fit in len (reply 400 naming the parameter). */
+#define HTTPD_QUERY_MAX 2048
+int httpd_req_query(struct httpd_req *req, const char *key, char *buf, size_t len);
 /* For a prefix route: the part of the path after the prefix. */
 const char *httpd_req_tail(const struct httpd_req *req);
 /* A request header, or NULL. */

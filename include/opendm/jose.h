@@ -14,6 +14,7 @@
 #include <time.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <cjose/cjose.h>
 
 #define JOSE_MAX_TOKEN  (16 * 1024)
 #define JOSE_CLOCK_SKEW 60 /* seconds */
@@ -58,5 +59,9 @@ void *jose_decrypt(EVP_PKEY *key, const char *jwe, size_t *len, char *err, size_
 
 /* A random identifier: nbytes of randomness as lower-case hex into buf (2*nbytes+1). */
 int jose_random_hex(char *buf, size_t buflen, size_t nbytes);
+
+/* A cjose JWK for an EC P-256 key: the public half, or the whole key when priv is set (for
+ * signed objects jose_sign/jose_verify do not fit, e.g. the revocation list). NULL + err. */
+cjose_jwk_t *jose_jwk(EVP_PKEY *key, int priv, char *err, size_t errlen);
 
 #endif

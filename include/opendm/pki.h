@@ -21,7 +21,7 @@ enum pki_profile {
 
 struct pki_name {
 	const char *cn; /* required */
-	const char *ou; /* optional */
+	const char *ou; /* optional; "a,b" makes one OU entry per value */
 	const char *o;  /* optional, default "opendm" */
 };
 

@@ -30,7 +30,8 @@ struct tls_peer {
 	char fingerprint[65]; /* sha256 of the leaf DER, lower-case hex */
 	char issuer_fp[65];   /* sha256 of the issuing CA certificate DER */
 	char san_uri[256];    /* first URI SAN, "" if none (DM id lives here) */
-	char ou[64];          /* subject OU (operator role, later), "" if none */
+	char ou[64];          /* first subject OU, "" if none */
+	char ous[160];        /* every subject OU joined with ',' (an operator's roles) */
 };
 
 /* Server context: cert chain + key, verify clients against ca. NULL + message on error. */

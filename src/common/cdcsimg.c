@@ -18,21 +18,11 @@
 #include "opendm/cdcs.h"
 #include "opendm/cdcsimg.h"
 #include "opendm/jose.h"
+#include "opendm/log.h"
 #include "opendm/pki.h"
 
-static void cdcsimg_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void cdcsimg_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+/* Errors go to the caller's buffer (log.c). */
+#define cdcsimg_seterr(err, errlen, ...) log_seterr(err, errlen, __func__, __VA_ARGS__)
 
 static int cdcsimg_alnum(char c)
 {

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "opendm/admin.h"
+#include "opendm/audit.h"
 #include "opendm/daemon.h"
 #include "opendm/health.h"
 #include "opendm/log.h"
@@ -80,6 +81,7 @@ static const struct httpd_route daemon_common_routes[] = {
     {EVHTTP_REQ_GET, "/v1/health", health_get, NULL, 0},
     {EVHTTP_REQ_POST, "/v1/admin/log-level", admin_log_level, admin_log_level_fields,
      sizeof(struct admin_log_level_body)},
+    {EVHTTP_REQ_GET, "/v1/admin/audit", audit_get, NULL, 0},
 };
 #define DAEMON_N_COMMON (sizeof(daemon_common_routes) / sizeof(daemon_common_routes[0]))
 
@@ -322,6 +324,10 @@ int daemon_main(int argc, char **argv, const struct daemon_role *role)
 	if ((d.db = db_open(d.cfg.database, role->migrations, n_migs, role->sync, err,
 	                    sizeof(err))) == NULL) {
 		log_err("%s", err);
+		goto out;
+	}
+	if (audit_init(d.db, err, sizeof(err)) == -1) {
+		log_err("%s: %s", d.cfg.database, err);
 		goto out;
 	}
 	if (role->init != NULL && role->init(&d) == -1)

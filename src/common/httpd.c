@@ -897,6 +897,38 @@ json_t *httpd_req_json(struct httpd_req *req)
 	return req != NULL ? req->json : NULL;
 }
 
+const char *httpd_req_method_name(const struct httpd_req *req)
+{
+	return httpd_method_name(req->method);
+}
+
+int httpd_req_query(struct httpd_req *req, const char *key, char *buf, size_t len)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->ev)), *v;
+	struct evkeyvalq kv;
+	int rc = 0;
+
+	buf[0] = '\0';
+	if (q == NULL || q[0] == '\0')
+		return 0;
+	TAILQ_INIT(&kv);
+	/* A query that does not decode is refused rather than half read. */
+	if (strlen(q) > HTTPD_QUERY_MAX || evhttp_parse_query_str(q, &kv) != 0) {
+		evhttp_clear_headers(&kv);
+		return -1;
+	}
+	if ((v = evhttp_find_header(&kv, key)) != NULL) {
+		if (strlen(v) >= len || v[0] == '\0')
+			rc = -1;
+		else {
+			memcpy(buf, v, strlen(v) + 1);
+			rc = 1;
+		}
+	}
+	evhttp_clear_headers(&kv);
+	return rc;
+}
+
 const char *httpd_req_path(const struct httpd_req *req)
 {
 	return req != NULL ? req->path : "";

@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "opendm/jose.h"
+#include "opendm/log.h"
 
 #define JOSE_EC_LEN      32
 #define JOSE_MAX_JTI     128
@@ -27,28 +28,15 @@
 #define JOSE_GCM_TAG_B64 22 /* 16 bytes, base64url without padding */
 #define JOSE_JTI_BYTES   16
 
-static void jose_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void jose_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	ERR_clear_error();
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+/* Errors go to the caller's buffer (log.c). */
+#define jose_seterr(err, errlen, ...) log_seterr(err, errlen, __func__, __VA_ARGS__)
 
 static const char *jose_cjerr(const cjose_err *cerr)
 {
 	return cerr->message != NULL ? cerr->message : "unknown cjose error";
 }
 
-/* A cjose JWK for an EC P-256 EVP_PKEY: the public half, or the whole key when priv is set. */
-static cjose_jwk_t *jose_jwk(EVP_PKEY *key, int priv, char *err, size_t errlen)
+cjose_jwk_t *jose_jwk(EVP_PKEY *key, int priv, char *err, size_t errlen)
 {
 	unsigned char xb[JOSE_EC_LEN], yb[JOSE_EC_LEN], db[JOSE_EC_LEN];
 	BIGNUM *x = NULL, *y = NULL, *d = NULL;

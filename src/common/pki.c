@@ -130,6 +130,28 @@ static int pki_name_add(X509_NAME *name, int nid, const char *value)
 	return 0;
 }
 
+/* One entry per ','-separated value (an operator certificate's roles are several OUs). */
+static int pki_name_add_list(X509_NAME *name, int nid, const char *values)
+{
+	char buf[PKI_MAX_NAME + 1];
+	const char *p = values, *comma;
+	size_t n;
+
+	for (;;) {
+		comma = strchr(p, ',');
+		n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (n == 0 || n > PKI_MAX_NAME)
+			return -1;
+		memcpy(buf, p, n);
+		buf[n] = '\0';
+		if (pki_name_add(name, nid, buf) == -1)
+			return -1;
+		if (comma == NULL)
+			return 0;
+		p = comma + 1;
+	}
+}
+
 static X509_NAME *pki_name_new(const struct pki_name *pn)
 {
 	X509_NAME *name;
@@ -138,7 +160,7 @@ static X509_NAME *pki_name_new(const struct pki_name *pn)
 		return NULL;
 	if (pki_name_add(name, NID_organizationName, pn->o != NULL ? pn->o : "opendm") == -1)
 		goto fail;
-	if (pn->ou != NULL && pki_name_add(name, NID_organizationalUnitName, pn->ou) == -1)
+	if (pn->ou != NULL && pki_name_add_list(name, NID_organizationalUnitName, pn->ou) == -1)
 		goto fail;
 	if (pki_name_add(name, NID_commonName, pn->cn) == -1)
 		goto fail;

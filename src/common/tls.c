@@ -183,6 +183,35 @@ fail:
 	return rc;
 }
 
+/* Every value of nid joined with ','; a value holding ',' or overlong names fail. */
+static int tls_name_entries(const X509_NAME *name, int nid, char *buf, size_t len)
+{
+	const X509_NAME_ENTRY *ent;
+	unsigned char *u = NULL;
+	size_t used = 0;
+	int i = -1, n;
+
+	buf[0] = '\0';
+	while ((i = X509_NAME_get_index_by_NID(name, nid, i)) >= 0) {
+		if ((ent = X509_NAME_get_entry(name, i)) == NULL ||
+		    (n = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(ent))) < 0)
+			return -1;
+		if (memchr(u, '\0', (size_t)n) != NULL || memchr(u, ',', (size_t)n) != NULL ||
+		    used + (used > 0) + (size_t)n >= len) {
+			OPENSSL_free(u);
+			return -1;
+		}
+		if (used > 0)
+			buf[used++] = ',';
+		memcpy(buf + used, u, (size_t)n);
+		used += (size_t)n;
+		buf[used] = '\0';
+		OPENSSL_free(u);
+		u = NULL;
+	}
+	return 0;
+}
+
 static int tls_first_uri(X509 *cert, char *buf, size_t len)
 {
 	GENERAL_NAMES *gens;
@@ -243,6 +272,8 @@ int tls_peer_from_cert(X509 *cert, struct tls_peer *peer)
 	                   sizeof(peer->issuer_cn)) == -1 ||
 	    tls_name_entry(X509_get_subject_name(cert), NID_organizationalUnitName, peer->ou,
 	                   sizeof(peer->ou)) == -1 ||
+	    tls_name_entries(X509_get_subject_name(cert), NID_organizationalUnitName, peer->ous,
+	                     sizeof(peer->ous)) == -1 ||
 	    tls_first_uri(cert, peer->san_uri, sizeof(peer->san_uri)) == -1)
 		goto fail;
 	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) == NULL ||

@@ -26,7 +26,8 @@
  *   enrolment-signing.key/.pub      dm-mss signs enrolment tokens and offline bundles
  *   download-ticket-signing.key/.pub  cdcs-mss signs CDCS download tickets (Figure 5)
  *   perso-ticket-signing.key/.pub   cdcs-iss signs CDCS personalization tickets
- *   entitlement-keys.json           the sample CA/DRM systems' entitlement keys, a JWK Set
+ *   entitlement-keys.json           the sample CA/DRM systems' (vendor-a/sample-ca,
+ *                                   vendor-b/sample-drm, vendor-b/sample-ca) entitlement keys, a JWK Set
  *                                   (RFC 7517, kty "oct", 256 bits, kid
  *                                   "<vendor>/<cdcs>/<level>"): cdcs-iss personalizes CDCSs
  *                                   with them, dmctl content encrypt protects content
@@ -97,7 +98,8 @@ static int pki_path(char *buf, size_t len, const char *dir, const char *name, co
                     char *err, size_t errlen);
 
 /* The sample CA/DRM systems and the entitlement levels the development keys cover. */
-static const char *const dev_systems[] = {"vendor-a/sample-ca", "vendor-b/sample-drm"};
+static const char *const dev_systems[] = {"vendor-a/sample-ca", "vendor-b/sample-drm",
+                                          "vendor-b/sample-ca"};
 static const char *const dev_levels[] = {"basic", "premium", "uhd"};
 
 /* entitlement-keys.json: one random 256-bit key per system and level. */
@@ -345,10 +347,148 @@ fail:
 	return rc;
 }
 
+/* 1-max of [A-Za-z0-9._-], not starting with '.' (a CN and a file name at once). */
+static int pki_name_ok(const char *s, size_t max)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > max || s[0] == '.')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || strchr("._-", s[i]) != NULL))
+			return 0;
+	return 1;
+}
+
+/* The operator roles admin.c knows; checked here so a typo never becomes a useless cert. */
+static int pki_roles_ok(const char *roles)
+{
+	static const char *const known[] = {"admin", "subscribers", "policy", "catalogue",
+	                                    "viewer"};
+	char buf[160], *tok, *save = NULL;
+	size_t i;
+
+	if (strlen(roles) >= sizeof(buf) || roles[0] == '\0' || roles[0] == ',' ||
+	    roles[strlen(roles) - 1] == ',' || strstr(roles, ",,") != NULL)
+		return 0;
+	memcpy(buf, roles, strlen(roles) + 1);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (strcmp(tok, known[i]) == 0)
+				break;
+		if (i == sizeof(known) / sizeof(known[0]))
+			return 0;
+	}
+	return 1;
+}
+
+/* dmctl pki operator DIR --name CN --role R[,R...] [--out NAME]: an operator certificate from
+ * the service CA of an existing PKI, its roles as OU values. */
+static int pki_operator(const char *dir, const char *cn, const char *roles, const char *out)
+{
+	EVP_PKEY *ca_key = NULL, *key = NULL;
+	STACK_OF(X509) *ca = NULL;
+	X509 *cert = NULL;
+	char path[PATH_MAX], err[PATH_MAX + 256] = "", name[128];
+	struct pki_issue req;
+	struct stat st;
+	int rc = -1;
+
+	if (!pki_name_ok(cn, 64)) {
+		fprintf(stderr, "dmctl pki operator: --name wants 1-64 of [A-Za-z0-9._-], not '%s'\n",
+		        cn);
+		return DMCTL_EXIT_USAGE;
+	}
+	if (!pki_roles_ok(roles)) {
+		fprintf(stderr,
+		        "dmctl pki operator: --role wants a comma-separated list of admin, "
+		        "subscribers, policy, catalogue, viewer, not '%s'\n",
+		        roles);
+		return DMCTL_EXIT_USAGE;
+	}
+	snprintf(name, sizeof(name), "%s", out != NULL ? out : "operator-");
+	if (out == NULL)
+		snprintf(name, sizeof(name), "operator-%s", cn);
+	if (!pki_name_ok(name, 100)) {
+		fprintf(stderr, "dmctl pki operator: --out wants a file name, not '%s'\n", name);
+		return DMCTL_EXIT_USAGE;
+	}
+	if (pki_path(path, sizeof(path), dir, name, "key", err, sizeof(err)) == -1)
+		goto fail;
+	if (lstat(path, &st) == 0) {
+		snprintf(err, sizeof(err), "%s exists; refusing to overwrite it", path);
+		goto fail;
+	}
+	if (pki_path(path, sizeof(path), dir, "service-ca", "key", err, sizeof(err)) == -1 ||
+	    (ca_key = pki_key_load(path, err, sizeof(err))) == NULL ||
+	    pki_path(path, sizeof(path), dir, "service-ca", "crt", err, sizeof(err)) == -1 ||
+	    (ca = pki_certs_load(path, err, sizeof(err))) == NULL)
+		goto fail;
+	memset(&req, 0, sizeof(req));
+	req.profile = PKI_PROFILE_CLIENT;
+	req.subject.cn = cn;
+	req.subject.ou = roles;
+	req.days = DAYS_LEAF;
+	if ((key = pki_key_new()) == NULL) {
+		snprintf(err, sizeof(err), "key generation failed");
+		goto fail;
+	}
+	if ((cert = pki_issue(&req, key, sk_X509_value(ca, 0), ca_key, err, sizeof(err))) == NULL ||
+	    pki_write_pair(dir, name, cert, sk_X509_value(ca, 0), key, err, sizeof(err)) == -1)
+		goto fail;
+	printf("%s/%s.crt CN=%s OU=%s, issued by service-ca, 1 year (key %s.key, 0600)\n", dir,
+	       name, cn, roles, name);
+	rc = 0;
+fail:
+	if (rc == -1)
+		fprintf(stderr, "dmctl pki operator: %s\n", err);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(ca_key);
+	sk_X509_pop_free(ca, X509_free);
+	return rc == 0 ? DMCTL_EXIT_OK : DMCTL_EXIT_FAIL;
+}
+
+static const char pki_usage[] =
+    "usage: dmctl pki init DIR\n"
+    "       dmctl pki operator DIR --name CN --role ROLE[,ROLE...] [--out NAME]\n"
+    "\n"
+    "init      create a development PKI in DIR (see docs/operator-guide.md)\n"
+    "operator  issue an operator certificate from DIR's service CA into DIR/NAME.crt/.key\n"
+    "          (default NAME operator-CN). Roles: admin (everything), subscribers,\n"
+    "          policy, catalogue, viewer (read only).\n";
+
 int dmctl_pki_main(int argc, char **argv)
 {
+	const char *name = NULL, *roles = NULL, *out = NULL;
+	int i;
+
+	for (i = 0; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(pki_usage, stdout);
+			return DMCTL_EXIT_OK;
+		}
 	if (argc == 2 && strcmp(argv[0], "init") == 0)
 		return pki_init(argv[1]) == 0 ? DMCTL_EXIT_OK : DMCTL_EXIT_FAIL;
-	fprintf(stderr, "usage: dmctl pki init DIR\n");
+	if (argc >= 2 && strcmp(argv[0], "operator") == 0) {
+		for (i = 2; i + 1 < argc; i += 2) {
+			if (strcmp(argv[i], "--name") == 0)
+				name = argv[i + 1];
+			else if (strcmp(argv[i], "--role") == 0)
+				roles = argv[i + 1];
+			else if (strcmp(argv[i], "--out") == 0)
+				out = argv[i + 1];
+			else
+				break;
+		}
+		if (i != argc || name == NULL || roles == NULL) {
+			fprintf(stderr, "dmctl pki operator: wants --name CN --role ROLES\n%s",
+			        pki_usage);
+			return DMCTL_EXIT_USAGE;
+		}
+		return pki_operator(argv[1], name, roles, out);
+	}
+	fputs(pki_usage, stderr);
 	return DMCTL_EXIT_USAGE;
 }

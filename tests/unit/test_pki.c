@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "opendm/pki.h"
+#include "opendm/tls.h"
 #include "../../src/dmctl/dmctl.h"
 #include "testutil.h"
 
@@ -519,6 +520,53 @@ static void test_dmctl_pki_init(void **state)
 	assert_int_not_equal(dmctl_pki_main(0, argv), 0);
 }
 
+/* dmctl pki operator: roles become OU values, which tls_peer reads back in full. */
+static void test_dmctl_pki_operator(void **state)
+{
+	struct fx *f = *state;
+	char dir[600], path[700], err[512] = "";
+	char *argv[8];
+	struct tls_peer peer;
+	struct stat st;
+	STACK_OF(X509) * sk;
+
+	snprintf(dir, sizeof(dir), "%s/pki", f->dir);
+	argv[0] = "init";
+	argv[1] = dir;
+	assert_int_equal(dmctl_pki_main(2, argv), 0);
+	argv[0] = "operator";
+	argv[2] = "--name";
+	argv[3] = "alice";
+	argv[4] = "--role";
+	argv[5] = "viewer,policy";
+	assert_int_equal(dmctl_pki_main(6, argv), 0);
+	snprintf(path, sizeof(path), "%s/operator-alice.key", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	snprintf(path, sizeof(path), "%s/operator-alice.crt", dir);
+	assert_non_null(sk = pki_certs_load(path, err, sizeof(err)));
+	assert_int_equal(tls_peer_from_cert(sk_X509_value(sk, 0), &peer), 0);
+	assert_string_equal(peer.subject_cn, "alice");
+	assert_string_equal(peer.ou, "viewer");
+	assert_string_equal(peer.ous, "viewer,policy");
+	assert_int_equal(X509_check_purpose(sk_X509_value(sk, 0), X509_PURPOSE_SSL_CLIENT, 0), 1);
+	sk_X509_pop_free(sk, X509_free);
+	/* Never over an existing key; unknown roles, bad names and lists are usage errors. */
+	assert_int_equal(dmctl_pki_main(6, argv), DMCTL_EXIT_FAIL);
+	argv[3] = "bob";
+	argv[5] = "root";
+	assert_int_equal(dmctl_pki_main(6, argv), DMCTL_EXIT_USAGE);
+	argv[5] = "viewer,,policy";
+	assert_int_equal(dmctl_pki_main(6, argv), DMCTL_EXIT_USAGE);
+	argv[5] = "viewer,";
+	assert_int_equal(dmctl_pki_main(6, argv), DMCTL_EXIT_USAGE);
+	argv[3] = "../evil";
+	argv[5] = "viewer";
+	assert_int_equal(dmctl_pki_main(6, argv), DMCTL_EXIT_USAGE);
+	argv[3] = "bob";
+	assert_int_equal(dmctl_pki_main(4, argv), DMCTL_EXIT_USAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -533,6 +581,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_certs_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dmctl_pki_init, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dmctl_pki_operator, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
