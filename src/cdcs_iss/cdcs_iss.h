@@ -80,6 +80,11 @@ extern const struct db_migration cdcs_iss_migrations[];
  * checked with cdcsimg.h, a DM id or decision id with dmpeer_id_ok().)
  */
 int cdcs_iss_hex_ok(const char *s, size_t len); /* exactly len lower-case hex */
+/* The audit row of a device's personalization (cdcs.personalize, cdcs.confirm): subject its
+ * DM id, in the caller's transaction. 0/-1. */
+int cdcs_iss_audit(struct daemon_ctx *d, struct httpd_req *req, const char *action,
+                   const char *dm_id, const char *vendor, const char *name, int64_t version_number,
+                   const char *perso_id);
 
 /* keys.c: the entitlement keys (a JWK Set of "oct" keys). */
 /* Parse text into *out (fresh; free with cdcs_iss_keys_free). 0/-1 + err. */
@@ -203,16 +208,18 @@ struct cdcs_iss_outbox_row {
 };
 
 /*
- * Record a personalization and spend its ticket's jti, in one transaction: 0 both written,
- * 1 the jti was already spent (nothing written), -1 error (nothing written).
+ * Record a personalization and spend its ticket's jti, in one transaction (the caller's when
+ * one is open, which it must then roll back unless 0): 0 both written, 1 the jti was already
+ * spent (nothing written), -1 error (nothing written).
  */
 int cdcs_iss_store_personalize(struct db *db, const struct cdcs_iss_grant *g,
                                const struct cdcs_iss_perso *p, int64_t now);
 /* 1 found (*out filled), 0 no such perso_id, -1 error. */
 int cdcs_iss_store_perso_find(struct db *db, const char *perso_id, struct cdcs_iss_perso_row *out);
 /*
- * Mark perso_id confirmed at now and queue body for cdcs-pss under rid, in one transaction:
- * 0 done, 1 it was already confirmed (nothing changed), -1 error (nothing changed).
+ * Mark perso_id confirmed at now and queue body for cdcs-pss under rid, in one transaction
+ * (the caller's when one is open, as above): 0 done, 1 it was already confirmed (nothing
+ * changed), -1 error (nothing changed).
  */
 int cdcs_iss_store_confirm(struct db *db, const char *perso_id, const char *rid, const char *body,
                            int64_t now);

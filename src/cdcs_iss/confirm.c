@@ -106,8 +106,18 @@ void cdcs_iss_confirm(struct httpd_req *req, void *arg)
 		httpd_reply_error(req, 500, "internal_error", "out of memory");
 		return;
 	}
-	/* 1: confirmed meanwhile by a parallel request, which queued the report. */
-	if ((r = cdcs_iss_store_confirm(d->db, b->perso_id, rid, body, now)) == -1) {
+	/* 1: confirmed meanwhile by a parallel request, which queued the report (and audited). */
+	if (db_begin(d->db) == -1)
+		r = -1;
+	else if ((r = cdcs_iss_store_confirm(d->db, b->perso_id, rid, body, now)) != 0 ||
+	         cdcs_iss_audit(d, req, "cdcs.confirm", dm_id, row.vendor, row.name,
+	                        row.version_number, b->perso_id) == -1 ||
+	         db_commit(d->db) == -1) {
+		db_rollback(d->db);
+		if (r == 0)
+			r = -1;
+	}
+	if (r == -1) {
 		httpd_reply_error(req, 500, "internal_error", "database error");
 		goto out;
 	}

@@ -277,8 +277,8 @@ static int cdcs_iss_check(struct cdcs_iss *s, struct httpd_req *req, const char 
 			snprintf(err, sizeof(err), "not a personalization ticket of cdcs-iss (%s)",
 			         code);
 		log_rwarn(rid, "personalization ticket of %s refused: %s", dm_id, err);
-		httpd_reply_error(req, jose_code_status(code), code,
-		                  "personalization ticket: %s", err);
+		httpd_reply_error(req, jose_code_status(code), code, "personalization ticket: %s",
+		                  err);
 		return -1;
 	}
 	rc = cdcs_iss_grant_from_claims(claims, g, err, sizeof(err));
@@ -336,7 +336,18 @@ void cdcs_iss_personalize(struct httpd_req *req, void *arg)
 		httpd_reply_error(req, 500, "internal_error", "out of memory");
 		goto out;
 	}
-	if ((r = cdcs_iss_store_personalize(d->db, &g, &p, now)) != 0) {
+	/* The personalization, its spent ticket and its audit row together. */
+	if (db_begin(d->db) == -1)
+		r = -1;
+	else if ((r = cdcs_iss_store_personalize(d->db, &g, &p, now)) != 0 ||
+	         cdcs_iss_audit(d, req, "cdcs.personalize", dm_id, g.vendor, g.name,
+	                        g.version_number, p.perso_id) == -1 ||
+	         db_commit(d->db) == -1) {
+		db_rollback(d->db);
+		if (r == 0)
+			r = -1;
+	}
+	if (r != 0) {
 		json_decref(reply);
 		if (r == 1) {
 			log_rwarn(rid, "personalization ticket %.8s... of %s presented again",

@@ -133,18 +133,38 @@ out:
 	return rc;
 }
 
+/* Open a transaction unless the caller holds one (to add its audit row): 1 opened here, 0
+ * the caller's, -1 error. */
+static int cdcs_iss_tx_begin(struct db *db)
+{
+	if (!sqlite3_get_autocommit(db_handle(db)))
+		return 0;
+	return db_begin(db) == 0 ? 1 : -1;
+}
+
+/* End what cdcs_iss_tx_begin() opened: commit if ok, else roll back. 0/-1. */
+static int cdcs_iss_tx_end(struct db *db, int own, int ok)
+{
+	if (!own)
+		return ok ? 0 : -1;
+	if (ok && db_commit(db) == 0)
+		return 0;
+	db_rollback(db);
+	return -1;
+}
+
 int cdcs_iss_store_personalize(struct db *db, const struct cdcs_iss_grant *g,
                                const struct cdcs_iss_perso *p, int64_t now)
 {
-	int r;
+	int own, r;
 
-	if (db_begin(db) == -1)
+	if ((own = cdcs_iss_tx_begin(db)) == -1)
 		return -1;
-	if ((r = replay_record(db, g->jti, g->exp)) != 0 ||
-	    cdcs_iss_perso_insert(db, g, p, now) == -1 || db_commit(db) == -1) {
-		db_rollback(db);
+	r = replay_record(db, g->jti, g->exp);
+	if (r == 0 && cdcs_iss_perso_insert(db, g, p, now) == -1)
+		r = -1;
+	if (cdcs_iss_tx_end(db, own, r == 0) == -1)
 		return r == 1 ? 1 : -1;
-	}
 	return 0;
 }
 
@@ -191,9 +211,9 @@ int cdcs_iss_store_confirm(struct db *db, const char *perso_id, const char *rid,
                            int64_t now)
 {
 	sqlite3_stmt *st;
-	int changes;
+	int own;
 
-	if (db_begin(db) == -1)
+	if ((own = cdcs_iss_tx_begin(db)) == -1)
 		return -1;
 	/* The condition makes a second confirmation (a retry, or a race) change nothing. */
 	if ((st = db_prepare(db, "UPDATE personalization SET confirmed_at = ?2"
@@ -206,8 +226,8 @@ int cdcs_iss_store_confirm(struct db *db, const char *perso_id, const char *rid,
 	}
 	if (cdcs_iss_done(db, st, "mark the personalization confirmed") == -1)
 		goto fail;
-	if ((changes = sqlite3_changes(db_handle(db))) == 0) {
-		db_rollback(db);
+	if (sqlite3_changes(db_handle(db)) == 0) {
+		(void)cdcs_iss_tx_end(db, own, 0);
 		return 1;
 	}
 	if ((st = db_prepare(db, "INSERT INTO report_outbox (perso_id, rid, body, attempts,"
@@ -220,11 +240,11 @@ int cdcs_iss_store_confirm(struct db *db, const char *perso_id, const char *rid,
 		cdcs_iss_bind_fail(db, st);
 		goto fail;
 	}
-	if (cdcs_iss_done(db, st, "queue the report") == -1 || db_commit(db) == -1)
+	if (cdcs_iss_done(db, st, "queue the report") == -1)
 		goto fail;
-	return 0;
+	return cdcs_iss_tx_end(db, own, 1);
 fail:
-	db_rollback(db);
+	(void)cdcs_iss_tx_end(db, own, 0);
 	return -1;
 }
 

@@ -31,11 +31,24 @@ json_t *cdcs_mss_image_json(const struct cdcs_mss_image *img)
 	    json_object_set_new(o, "registered_at", json_integer(img->registered_at)) == -1 ||
 	    json_object_set_new(o, "withdrawn_at",
 	                        img->withdrawn_at != 0 ? json_integer(img->withdrawn_at)
-	                                               : json_null()) == -1) {
+	                                               : json_null()) == -1 ||
+	    json_object_set_new(o, "revoked", json_boolean(img->revoked_at != 0)) == -1 ||
+	    json_object_set_new(o, "key_sha256",
+	                        img->key_sha256[0] != '\0' ? json_string(img->key_sha256)
+	                                                   : json_null()) == -1) {
 		json_decref(o);
 		return NULL;
 	}
 	return o;
+}
+
+const char *cdcs_mss_image_gone(const struct cdcs_mss_image *img)
+{
+	if (img->withdrawn_at != 0)
+		return "image_withdrawn";
+	if (img->revoked_at != 0)
+		return "image_revoked";
+	return NULL;
 }
 
 /*

@@ -51,6 +51,10 @@ static const struct httpd_route cdcs_mss_routes[] = {
     {EVHTTP_REQ_GET, "/v1/admin/images", cdcs_mss_admin_list, NULL, 0},
     {EVHTTP_REQ_POST, "/v1/admin/images/withdraw", cdcs_mss_admin_withdraw, cdcs_mss_ident_fields,
      sizeof(struct cdcs_mss_ident_body)},
+    {EVHTTP_REQ_PUT, "/v1/admin/revocations", cdcs_mss_revocations_put, cdcs_mss_revocations_fields,
+     sizeof(struct cdcs_mss_revocations_body)},
+    {EVHTTP_REQ_GET, "/v1/admin/revocations", cdcs_mss_revocations_get, NULL, 0},
+    {EVHTTP_REQ_GET, "/v1/internal/catalogue/*", cdcs_mss_catalogue_get, NULL, 0},
     {0, NULL, NULL, NULL, 0},
 };
 
@@ -154,6 +158,10 @@ static int cdcs_mss_init(struct daemon_ctx *d)
 	}
 	if (cdcs_mss_load(s, c, err, sizeof(err)) == -1)
 		goto fail;
+	if (cdcs_mss_revocations_init(s) == -1) {
+		snprintf(err, sizeof(err), "cannot apply the stored revocation list");
+		goto fail;
+	}
 
 	/* Our service certificate is serverAuth + clientAuth: it is also who we are to
 	 * cdcs-iss. */

@@ -14,6 +14,7 @@
 #include "opendm/httpc.h"
 #include "opendm/httpd.h"
 #include "opendm/replay.h"
+#include "opendm/revocation.h"
 
 #define CDCS_MSS_ERRLEN            512
 #define CDCS_MSS_URL_MAX           512
@@ -76,11 +77,15 @@ struct cdcs_mss_image {
 	char *approval; /* malloc'd JWS text */
 	int64_t registered_at;
 	int64_t withdrawn_at; /* 0 = not withdrawn */
+	int64_t revoked_at;   /* 0 = not revoked by the stored revocation list */
+	char key_sha256[65];  /* the vendor key that verified it at registration; "" unknown */
 };
 
 void cdcs_mss_image_clear(struct cdcs_mss_image *img);
 /* The record operators see (without the JWS texts); NULL on allocation failure. */
 json_t *cdcs_mss_image_json(const struct cdcs_mss_image *img);
+/* NULL while img may be served, else why not, the 410 code: image_withdrawn, image_revoked. */
+const char *cdcs_mss_image_gone(const struct cdcs_mss_image *img);
 
 extern const struct daemon_role cdcs_mss_role;
 extern const struct db_migration cdcs_mss_migrations[];
@@ -106,7 +111,8 @@ int cdcs_mss_store_image_get(struct db *db, const char *vendor, const char *name
                              const char *variant, const char *platform, int64_t version_number,
                              struct cdcs_mss_image *out);
 int cdcs_mss_store_image_by_id(struct db *db, int64_t id, struct cdcs_mss_image *out);
-/* The newest registered, not withdrawn image with version_number >= min_version. */
+/* The newest registered, not withdrawn, not revoked image with version_number >=
+ * min_version. */
 int cdcs_mss_store_image_choose(struct db *db, const char *vendor, const char *name,
                                 const char *variant, const char *platform, int64_t min_version,
                                 struct cdcs_mss_image *out);
@@ -118,6 +124,23 @@ int cdcs_mss_store_image_withdraw(struct db *db, const char *vendor, const char 
                                   int64_t now);
 /* Every image as records, ordered by identity. New reference or NULL. */
 json_t *cdcs_mss_store_image_list(struct db *db);
+/* Every image of vendor/name as catalogue records {variant, platform, version_number,
+ * version, withdrawn, revoked} ordered by variant, platform, version_number, and their kind
+ * (one manifest field, the same in each). 1 (*images new reference), 0 none ever
+ * registered, -1 error. */
+int cdcs_mss_store_catalogue(struct db *db, const char *vendor, const char *name, json_t **images,
+                             char kind[8]);
+/* The smallest id > after of an image whose vendor key is not recorded: 1/0/-1. */
+int cdcs_mss_store_image_next_unkeyed(struct db *db, int64_t after, int64_t *id);
+int cdcs_mss_store_image_set_key(struct db *db, int64_t id, const char *key_sha256);
+/* Mark revoked every image rl revokes (keeping an earlier time) and unmark the others; the
+ * caller holds the transaction. The number of images rl revokes, or -1. */
+int cdcs_mss_store_image_revoke(struct db *db, const struct revocation_list *rl, int64_t now);
+
+/* The stored revocation list with the highest serial: 1 (*serial, *jws malloc'd), 0 none
+ * (*serial 0, *jws NULL), -1 error. */
+int cdcs_mss_store_revocations_get(struct db *db, int64_t *serial, char **jws);
+int cdcs_mss_store_revocations_put(struct db *db, int64_t serial, const char *jws, int64_t now);
 
 /* A download session (table session). */
 struct cdcs_mss_session {
@@ -157,6 +180,7 @@ void cdcs_mss_admin_list(struct httpd_req *req, void *arg);
 struct cdcs_mss_prepare_item {
 	char *vendor, *name, *variant;
 	int64_t min_version;
+	int64_t floor; /* the version the device has installed; 0 = none */
 	struct schema_strlist rights;
 };
 struct cdcs_mss_prepare_body {
@@ -175,6 +199,24 @@ void cdcs_mss_download(struct httpd_req *req, void *arg);
 void cdcs_mss_pending_drop(struct cdcs_mss *s);
 
 void cdcs_mss_image_get(struct httpd_req *req, void *arg);
+
+/* lookup.c: GET /v1/internal/catalogue/<vendor>/<name> (cdcs-pss only). */
+void cdcs_mss_catalogue_get(struct httpd_req *req, void *arg);
+
+/* revocations.c: the operator's revocation list (revocation.h). */
+struct cdcs_mss_revocations_body {
+	char *revocations;
+};
+extern const struct schema_field cdcs_mss_revocations_fields[];
+void cdcs_mss_revocations_put(struct httpd_req *req, void *arg);
+void cdcs_mss_revocations_get(struct httpd_req *req, void *arg);
+/* Whether the stored list revokes img (its version or img->key_sha256): 1 with the reason
+ * in why, 0 not (or no list), -1 error (logged). */
+int cdcs_mss_revoked(struct cdcs_mss *s, const struct cdcs_mss_image *img, char *why,
+                     size_t whylen);
+/* init: record the vendor key of images registered before keys were recorded, then apply
+ * the stored list again (it may now match them). 0/-1 (logged). */
+int cdcs_mss_revocations_init(struct cdcs_mss *s);
 
 /* 1 if s is printable ASCII without spaces (1..max chars): ids and tokens that get logged. */
 int cdcs_mss_text_ok(const char *s, size_t max);

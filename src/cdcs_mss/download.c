@@ -88,6 +88,7 @@ static int cdcs_mss_ticket_image(struct daemon_ctx *d, struct httpd_req *req, co
 	const char *platform = json_string_value(json_object_get(im, "platform"));
 	const char *sha = json_string_value(json_object_get(im, "sha256"));
 	json_t *vn = json_object_get(im, "version_number");
+	const char *gone = NULL;
 	int r;
 
 	if (vendor == NULL || name == NULL || variant == NULL || platform == NULL || sha == NULL ||
@@ -101,12 +102,14 @@ static int cdcs_mss_ticket_image(struct daemon_ctx *d, struct httpd_req *req, co
 		httpd_reply_error(req, 500, "internal_error", "database error");
 		return -1;
 	}
-	if (r == 0 || out->withdrawn_at != 0 || strcmp(out->m.sha256, sha) != 0) {
-		log_rwarn(httpd_req_id(req), "download of %s/%s %s v%lld refused: withdrawn",
-		          vendor, name, variant, (long long)json_integer_value(vn));
-		httpd_reply_error(req, 410, "image_withdrawn",
-		                  "%s/%s %s version %lld is no longer offered", vendor, name,
-		                  variant, (long long)json_integer_value(vn));
+	if (r == 0 || (gone = cdcs_mss_image_gone(out)) != NULL ||
+	    strcmp(out->m.sha256, sha) != 0) {
+		if (gone == NULL)
+			gone = "image_withdrawn";
+		log_rwarn(httpd_req_id(req), "download of %s/%s %s v%lld refused: %s", vendor, name,
+		          variant, (long long)json_integer_value(vn), gone);
+		httpd_reply_error(req, 410, gone, "%s/%s %s version %lld is no longer offered",
+		                  vendor, name, variant, (long long)json_integer_value(vn));
 		if (r == 1)
 			cdcs_mss_image_clear(out);
 		return -1;
@@ -200,6 +203,7 @@ static int cdcs_mss_session_open(struct cdcs_mss_pending *p, struct httpd_req *r
 {
 	struct daemon_ctx *d = p->s->d;
 	struct cdcs_mss_image now_img;
+	const char *gone = NULL;
 	int r;
 
 	memset(ss, 0, sizeof(*ss));
@@ -215,14 +219,16 @@ static int cdcs_mss_session_open(struct cdcs_mss_pending *p, struct httpd_req *r
 		httpd_reply_error(req, 500, "internal_error", "database error");
 		return -1;
 	}
-	/* Withdrawn while cdcs-iss was asked: refused like any later request. */
+	/* Withdrawn or revoked while cdcs-iss was asked: refused like any later request. */
 	if ((r = cdcs_mss_store_image_by_id(d->db, p->img.id, &now_img)) != 1 ||
-	    now_img.withdrawn_at != 0) {
+	    (gone = cdcs_mss_image_gone(&now_img)) != NULL) {
 		db_rollback(d->db);
 		if (r == 1)
 			cdcs_mss_image_clear(&now_img);
 		if (r == -1)
 			httpd_reply_error(req, 500, "internal_error", "database error");
+		else if (gone != NULL && strcmp(gone, "image_revoked") == 0)
+			httpd_reply_error(req, 410, gone, "the image was just revoked");
 		else
 			httpd_reply_error(req, 410, "image_withdrawn",
 			                  "the image was just withdrawn");

@@ -81,7 +81,7 @@ void cdcs_mss_image_get(struct httpd_req *req, void *arg)
 {
 	struct daemon_ctx *d = arg;
 	struct cdcs_mss *s = d->role_state;
-	const char *id = httpd_req_tail(req);
+	const char *id = httpd_req_tail(req), *gone;
 	struct cdcs_mss_session ss;
 	struct cdcs_mss_image img;
 	char dm_id[DMPEER_ID_MAX + 1], path[CDCS_MSS_PATH_MAX + CDCS_MSS_RELPATH_MAX + 16];
@@ -115,10 +115,10 @@ void cdcs_mss_image_get(struct httpd_req *req, void *arg)
 		httpd_reply_error(req, 500, "internal_error", "database error");
 		return;
 	}
-	if (img.withdrawn_at != 0) {
-		httpd_reply_error(req, 410, "image_withdrawn",
-		                  "%s/%s %s version %lld was withdrawn", img.m.vendor, img.m.name,
-		                  img.m.variant, (long long)img.m.version_number);
+	if ((gone = cdcs_mss_image_gone(&img)) != NULL) {
+		httpd_reply_error(req, 410, gone, "%s/%s %s version %lld was %s", img.m.vendor,
+		                  img.m.name, img.m.variant, (long long)img.m.version_number,
+		                  img.withdrawn_at != 0 ? "withdrawn" : "revoked");
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/%s/image", s->catalogue_dir, img.path);

@@ -1,9 +1,11 @@
 /*
  * POST /v1/internal/prepare: Figure 5 step 5 (docs/protocol.md). cdcs-pss names the CDCSs its
- * decision chose; for each, the newest registered image that fits is offered with its
- * manifest, approval and a single-use download ticket bound to the device.
+ * decision chose; for each, the newest registered image that fits (not withdrawn, not revoked,
+ * not older than what the device has) is offered with its manifest, approval and a single-use
+ * download ticket bound to the device. The revocation list in force goes with the answer.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "opendm/admin.h"
@@ -22,6 +24,7 @@ static const struct schema_field cdcs_mss_prepare_item_fields[] = {
      CDCSIMG_VARIANT_MAX, 0, NULL},
     {"min_version", SCHEMA_INT, offsetof(struct cdcs_mss_prepare_item, min_version), 1, 1,
      INT64_MAX, 0, NULL},
+    {"floor", SCHEMA_INT, offsetof(struct cdcs_mss_prepare_item, floor), 0, 0, INT64_MAX, 0, NULL},
     {"rights", SCHEMA_STRLIST, offsetof(struct cdcs_mss_prepare_item, rights), 1, 1,
      CDCSIMG_LEVEL_MAX, CDCS_MSS_RIGHTS_MAX, NULL},
     SCHEMA_END,
@@ -156,17 +159,20 @@ static int cdcs_mss_prepare_one(struct daemon_ctx *d, const struct cdcs_mss_prep
 {
 	struct cdcs_mss_image img;
 	char err[CDCS_MSS_ERRLEN], reason[CDCS_MSS_REASON_MAX];
+	/* Never below what the device has: an older image would be a rollback. */
+	int64_t min = it->floor > it->min_version ? it->floor : it->min_version;
 	json_t *o;
 	int r;
 
 	if ((r = cdcs_mss_store_image_choose(d->db, it->vendor, it->name, it->variant, b->platform,
-	                                     it->min_version, &img)) == -1)
+	                                     min, &img)) == -1)
 		return -1;
 	if (r == 0) {
 		snprintf(reason, sizeof(reason),
-		         "no image for %s/%s variant %s on %s with version_number >= %lld",
-		         it->vendor, it->name, it->variant, b->platform,
-		         (long long)it->min_version);
+		         "no image for %s/%s variant %s on %s with version_number >= %lld%s "
+		         "that is neither withdrawn nor revoked",
+		         it->vendor, it->name, it->variant, b->platform, (long long)min,
+		         min > it->min_version ? " (installed)" : "");
 		log_step("fig5", 5, rid, b->dm_id, "%s (decision %s)", reason, b->decision);
 		o = json_pack("{s:s, s:s, s:s, s:s}", "vendor", it->vendor, "name", it->name,
 		              "variant", it->variant, "reason", reason);
@@ -194,7 +200,8 @@ void cdcs_mss_prepare(struct httpd_req *req, void *arg)
 	struct cdcs_mss_prepare_body *b = httpd_req_body(req);
 	const char *rid = httpd_req_id(req);
 	json_t *items = NULL, *missing = NULL, *out;
-	char err[CDCS_MSS_ERRLEN];
+	char err[CDCS_MSS_ERRLEN], *revocations = NULL;
+	int64_t serial;
 	size_t i;
 
 	if (!admin_authorize_service(d, req, "cdcs-pss"))
@@ -209,13 +216,22 @@ void cdcs_mss_prepare(struct httpd_req *req, void *arg)
 		if (cdcs_mss_prepare_one(d, b, (const struct cdcs_mss_prepare_item *)b->items.v + i,
 		                         rid, items, missing) == -1)
 			goto fail;
-	if ((out = json_pack("{s:o, s:o}", "items", items, "missing", missing)) == NULL) {
-		items = missing = NULL; /* json_pack "o" steals even on failure */
+	/* Verified when it was stored: passed on as it is, for the device to verify. */
+	if (cdcs_mss_store_revocations_get(d->db, &serial, &revocations) == -1)
+		goto fail;
+	out = json_pack("{s:o, s:o}", "items", items, "missing", missing);
+	items = missing = NULL; /* json_pack "o" steals even on failure */
+	if (out == NULL ||
+	    (revocations != NULL &&
+	     json_object_set_new(out, "revocations", json_string(revocations)) == -1)) {
+		json_decref(out);
 		goto fail;
 	}
+	free(revocations);
 	httpd_reply_json(req, 200, out);
 	return;
 fail:
+	free(revocations);
 	json_decref(items);
 	json_decref(missing);
 	httpd_reply_error(req, 500, "internal_error", "cannot prepare the download");

@@ -44,12 +44,24 @@ const struct db_migration cdcs_mss_migrations[] = {
         " personalization_ticket TEXT NOT NULL,"
         " bytes_sent INTEGER NOT NULL DEFAULT 0);"
         "CREATE INDEX session_expires ON session (expires);"},
+    /*
+     * Revocation (docs/protocol.md, "Revocation list"): every list the operator stored, the
+     * highest serial being the one in force; which vendor key verified each image (NULL
+     * for images registered before it was recorded, until init finds it); and when the list
+     * in force revoked it. Revoked images stay, like withdrawn ones.
+     */
+    {2, "ALTER TABLE image ADD COLUMN key_sha256 TEXT;"
+        "ALTER TABLE image ADD COLUMN revoked_at INTEGER;"
+        "CREATE TABLE revocations ("
+        " serial INTEGER PRIMARY KEY CHECK (serial > 0),"
+        " jws TEXT NOT NULL,"
+        " stored_at INTEGER NOT NULL);"},
     {0, NULL},
 };
 
 #define CDCS_MSS_IMAGE_COLS                                                                        \
 	"id, vendor, name, variant, platform, version_number, version, kind, sha256, size, path,"  \
-	" manifest, approval, registered_at, withdrawn_at"
+	" manifest, approval, registered_at, withdrawn_at, key_sha256, revoked_at"
 
 static int cdcs_mss_col(sqlite3_stmt *st, int i, char *dst, size_t len)
 {
@@ -91,6 +103,13 @@ static int cdcs_mss_image_row(sqlite3_stmt *st, struct cdcs_mss_image *out)
 	out->registered_at = sqlite3_column_int64(st, 13);
 	out->withdrawn_at =
 	    sqlite3_column_type(st, 14) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 14);
+	if (sqlite3_column_type(st, 15) != SQLITE_NULL &&
+	    cdcs_mss_col(st, 15, out->key_sha256, sizeof(out->key_sha256)) == -1) {
+		log_err("image row %lld: bad key_sha256", (long long)out->id);
+		return -1;
+	}
+	out->revoked_at =
+	    sqlite3_column_type(st, 16) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 16);
 	if ((out->manifest = cdcs_mss_col_dup(st, 11)) == NULL ||
 	    (out->approval = cdcs_mss_col_dup(st, 12)) == NULL) {
 		log_err("out of memory");
@@ -170,6 +189,7 @@ int cdcs_mss_store_image_choose(struct db *db, const char *vendor, const char *n
 	if ((st = db_prepare(db, "SELECT " CDCS_MSS_IMAGE_COLS " FROM image WHERE vendor = ?1"
 	                         " AND name = ?2 AND variant = ?3 AND platform = ?4"
 	                         " AND version_number >= ?5 AND withdrawn_at IS NULL"
+	                         " AND revoked_at IS NULL"
 	                         " ORDER BY version_number DESC LIMIT 1")) == NULL ||
 	    cdcs_mss_bind_ident(db, st, vendor, name, variant, platform, min_version) == -1)
 		return -1;
@@ -185,8 +205,9 @@ int cdcs_mss_store_image_insert(struct db *db, struct cdcs_mss_image *img)
 	if ((st = db_prepare(
 	         db, "INSERT INTO image (vendor, name, variant, platform,"
 	             " version_number, version, kind, sha256, size, path, manifest,"
-	             " approval, registered_at)"
-	             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")) == NULL ||
+	             " approval, registered_at, key_sha256)"
+	             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")) ==
+	        NULL ||
 	    cdcs_mss_bind_ident(db, st, m->vendor, m->name, m->variant, m->platform,
 	                        m->version_number) == -1)
 		return -1;
@@ -197,7 +218,10 @@ int cdcs_mss_store_image_insert(struct db *db, struct cdcs_mss_image *img)
 	    sqlite3_bind_text(st, 10, img->path, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 11, img->manifest, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 12, img->approval, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 13, img->registered_at) != SQLITE_OK) {
+	    sqlite3_bind_int64(st, 13, img->registered_at) != SQLITE_OK ||
+	    (img->key_sha256[0] != '\0'
+	         ? sqlite3_bind_text(st, 14, img->key_sha256, -1, SQLITE_TRANSIENT)
+	         : sqlite3_bind_null(st, 14)) != SQLITE_OK) {
 		log_err("cannot bind: %s", db_errmsg(db));
 		sqlite3_reset(st);
 		return -1;
@@ -267,6 +291,212 @@ json_t *cdcs_mss_store_image_list(struct db *db)
 fail:
 	json_decref(list);
 	return NULL;
+}
+
+int cdcs_mss_store_catalogue(struct db *db, const char *vendor, const char *name, json_t **images,
+                             char kind[8])
+{
+	sqlite3_stmt *st;
+	json_t *list, *o;
+	int rc;
+
+	*images = NULL;
+	kind[0] = '\0';
+	if ((list = json_array()) == NULL)
+		return -1;
+	if ((st = db_prepare(db, "SELECT variant, platform, version_number, version,"
+	                         " withdrawn_at IS NOT NULL, revoked_at IS NOT NULL, kind"
+	                         " FROM image WHERE vendor = ?1 AND name = ?2"
+	                         " ORDER BY variant, platform, version_number")) == NULL)
+		goto fail;
+	if (sqlite3_bind_text(st, 1, vendor, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+		log_err("cannot bind: %s", db_errmsg(db));
+		sqlite3_reset(st);
+		goto fail;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		o = json_pack("{s:s?, s:s?, s:I, s:s?, s:b, s:b}", "variant",
+		              (const char *)sqlite3_column_text(st, 0), "platform",
+		              (const char *)sqlite3_column_text(st, 1), "version_number",
+		              (json_int_t)sqlite3_column_int64(st, 2), "version",
+		              (const char *)sqlite3_column_text(st, 3), "withdrawn",
+		              sqlite3_column_int(st, 4), "revoked", sqlite3_column_int(st, 5));
+		if (o == NULL || json_array_append_new(list, o) == -1 ||
+		    cdcs_mss_col(st, 6, kind, 8) == -1) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_err("catalogue of %s/%s: %s", vendor, name,
+		        rc == SQLITE_NOMEM ? "out of memory or bad row" : db_errmsg(db));
+		goto fail;
+	}
+	if (json_array_size(list) == 0) {
+		json_decref(list);
+		return 0;
+	}
+	*images = list;
+	return 1;
+fail:
+	json_decref(list);
+	return -1;
+}
+
+int cdcs_mss_store_image_next_unkeyed(struct db *db, int64_t after, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*id = 0;
+	if ((st = db_prepare(db, "SELECT MIN(id) FROM image WHERE key_sha256 IS NULL"
+	                         " AND id > ?1")) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, after);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		log_err("image lookup: %s", db_errmsg(db));
+		return -1;
+	}
+	return *id > after ? 1 : 0;
+}
+
+/* Step st (bound) that changes rows; always reset. 0/-1 (logged with what). */
+static int cdcs_mss_done(struct db *db, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE)
+		log_err("cannot %s: %s", what, db_errmsg(db));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int cdcs_mss_store_image_set_key(struct db *db, int64_t id, const char *key_sha256)
+{
+	sqlite3_stmt *st;
+
+	if ((st = db_prepare(db, "UPDATE image SET key_sha256 = ?2 WHERE id = ?1")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, key_sha256, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+		log_err("cannot bind: %s", db_errmsg(db));
+		sqlite3_reset(st);
+		return -1;
+	}
+	return cdcs_mss_done(db, st, "record an image's vendor key");
+}
+
+/* An image as the revocation list sees it. */
+struct cdcs_mss_revokee {
+	int64_t id;
+	int revoked; /* now */
+	int want;    /* by rl */
+};
+
+int cdcs_mss_store_image_revoke(struct db *db, const struct revocation_list *rl, int64_t now)
+{
+	struct cdcs_mss_revokee *v = NULL, *nv;
+	const char *vendor, *name, *key;
+	size_t n = 0, cap = 0, i;
+	sqlite3_stmt *st;
+	int rc, count = 0;
+
+	/* Read first, then write: the catalogue is small, and no update runs under a read. */
+	if ((st = db_prepare(db, "SELECT id, vendor, name, version_number, key_sha256,"
+	                         " revoked_at IS NOT NULL FROM image")) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 64 : 2 * cap;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		vendor = (const char *)sqlite3_column_text(st, 1);
+		name = (const char *)sqlite3_column_text(st, 2);
+		key = (const char *)sqlite3_column_text(st, 4);
+		v[n].id = sqlite3_column_int64(st, 0);
+		v[n].revoked = sqlite3_column_int(st, 5);
+		v[n].want =
+		    revocation_version_revoked(rl, vendor, name, sqlite3_column_int64(st, 3)) ||
+		    revocation_key_revoked(rl, vendor, key);
+		n++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_err("image scan: %s", rc == SQLITE_NOMEM ? "out of memory" : db_errmsg(db));
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		count += v[i].want;
+		if (v[i].want == v[i].revoked)
+			continue;
+		/* A list that no longer names an image gives it back (a mistaken entry). */
+		if ((st = db_prepare(db, "UPDATE image SET revoked_at = ?2 WHERE id = ?1")) == NULL)
+			goto fail;
+		if (sqlite3_bind_int64(st, 1, v[i].id) != SQLITE_OK ||
+		    (v[i].want ? sqlite3_bind_int64(st, 2, now) : sqlite3_bind_null(st, 2)) !=
+		        SQLITE_OK) {
+			log_err("cannot bind: %s", db_errmsg(db));
+			sqlite3_reset(st);
+			goto fail;
+		}
+		if (cdcs_mss_done(db, st, "mark an image revoked") == -1)
+			goto fail;
+	}
+	free(v);
+	return count;
+fail:
+	free(v);
+	return -1;
+}
+
+int cdcs_mss_store_revocations_get(struct db *db, int64_t *serial, char **jws)
+{
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	*serial = 0;
+	*jws = NULL;
+	if ((st = db_prepare(db, "SELECT serial, jws FROM revocations"
+	                         " ORDER BY serial DESC LIMIT 1")) == NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE)
+		ret = 0;
+	else if (rc != SQLITE_ROW)
+		log_err("revocation list lookup: %s", db_errmsg(db));
+	else if ((*jws = cdcs_mss_col_dup(st, 1)) == NULL)
+		log_err("out of memory");
+	else {
+		*serial = sqlite3_column_int64(st, 0);
+		ret = 1;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+int cdcs_mss_store_revocations_put(struct db *db, int64_t serial, const char *jws, int64_t now)
+{
+	sqlite3_stmt *st;
+
+	if ((st = db_prepare(db, "INSERT INTO revocations (serial, jws, stored_at)"
+	                         " VALUES (?1, ?2, ?3)")) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, serial) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, jws, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, now) != SQLITE_OK) {
+		log_err("cannot bind: %s", db_errmsg(db));
+		sqlite3_reset(st);
+		return -1;
+	}
+	return cdcs_mss_done(db, st, "store the revocation list");
 }
 
 int cdcs_mss_store_session_insert(struct db *db, const struct cdcs_mss_session *s,
