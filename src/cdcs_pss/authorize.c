@@ -53,9 +53,10 @@ struct cdcs_pss_pending {
 	char account[POLICY_ACCOUNT_MAX + 1];
 	char decision[CDCS_PSS_DECISION_MAX];
 	json_t *capability; /* as the device sent it */
-	json_t *installed;  /* the distinct slots it has: [{"vendor","name"}] */
-	json_t *chosen;     /* policy_decision_to_json() */
-	json_t *remove;
+	json_t *installed;  /* the distinct slots it has: [{"vendor","name","version_number"}] */
+	json_t *chosen;     /* cdcs_pss_choice.choices */
+	json_t *remove;     /* [{"vendor","name","reason"}] */
+	json_t *replaced;   /* of remove, those a campaign replaces: [{"vendor","name","to"}] */
 };
 
 static void cdcs_pss_pending_free(struct cdcs_pss_pending *p)
@@ -66,6 +67,7 @@ static void cdcs_pss_pending_free(struct cdcs_pss_pending *p)
 	json_decref(p->installed);
 	json_decref(p->chosen);
 	json_decref(p->remove);
+	json_decref(p->replaced);
 	free(p);
 }
 
@@ -141,7 +143,21 @@ static json_t *cdcs_pss_find_slot(const json_t *list, const json_t *x)
 	return NULL;
 }
 
-/* The installed list, checked, as its distinct slots. NULL after replying. */
+/* slot into slots, or its version_number into the one already there if higher. 0/-1. */
+static int cdcs_pss_slot_merge(json_t *slots, json_t *slot)
+{
+	json_t *have = cdcs_pss_find_slot(slots, slot);
+	json_int_t v = json_integer_value(json_object_get(slot, "version_number"));
+
+	if (have == NULL)
+		return json_array_append(slots, slot);
+	if (v > json_integer_value(json_object_get(have, "version_number")))
+		return json_object_set_new(have, "version_number", json_integer(v));
+	return 0;
+}
+
+/* The installed list, checked, as its distinct slots, each with the highest version_number
+ * the device has of it (the floor of what it may be offered). NULL after replying. */
 static json_t *cdcs_pss_installed_slots(struct httpd_req *req,
                                         const struct cdcs_pss_authorize_body *b)
 {
@@ -161,10 +177,10 @@ static json_t *cdcs_pss_installed_slots(struct httpd_req *req,
 			json_decref(slots);
 			return NULL;
 		}
-		if ((slot = json_pack("{s:s, s:s}", "vendor", in[i].vendor, "name", in[i].name)) ==
+		if ((slot = json_pack("{s:s, s:s, s:I}", "vendor", in[i].vendor, "name", in[i].name,
+		                      "version_number", (json_int_t)in[i].version_number)) ==
 		        NULL ||
-		    (cdcs_pss_find_slot(slots, slot) == NULL &&
-		     json_array_append(slots, slot) == -1)) {
+		    cdcs_pss_slot_merge(slots, slot) == -1) {
 			json_decref(slots);
 			slots = NULL;
 		}
@@ -203,17 +219,24 @@ static void cdcs_pss_slots_text(const json_t *list, char *buf, size_t len)
 		snprintf(buf, len, "none");
 }
 
-/* Step 6: the answer, with what cdcs-mss prepared (install may be empty). */
-static void cdcs_pss_reply(struct cdcs_pss_pending *p, struct httpd_req *req, json_t *install)
+/* Step 6: the answer, with what cdcs-mss prepared (install may be empty), the removals
+ * and cdcs-mss's revocation list (may be NULL) passed through. */
+static void cdcs_pss_reply(struct cdcs_pss_pending *p, struct httpd_req *req, const json_t *install,
+                           const json_t *remove, json_t *revocations)
 {
 	char what[512], gone[512];
 	json_t *body;
 
 	cdcs_pss_slots_text(install, what, sizeof(what));
-	cdcs_pss_slots_text(p->remove, gone, sizeof(gone));
+	cdcs_pss_slots_text(remove, gone, sizeof(gone));
 	body = json_pack("{s:s, s:s, s:O, s:O, s:I}", "dm_id", p->dm_id, "decision", p->decision,
-	                 "install", install, "remove", p->remove, "interval_s",
+	                 "install", install, "remove", remove, "interval_s",
 	                 (json_int_t)p->s->interval_s);
+	if (body != NULL && json_is_string(revocations) &&
+	    json_object_set(body, "revocations", revocations) == -1) {
+		json_decref(body);
+		body = NULL;
+	}
 	if (body == NULL) {
 		httpd_reply_error(req, 500, "internal_error", "out of memory");
 		return;
@@ -289,11 +312,76 @@ static json_t *cdcs_pss_prepared(struct cdcs_pss_pending *p, const json_t *answe
 	return install;
 }
 
+/*
+ * The removals the answer carries: all but a `from` that a campaign replaces by a `to`
+ * cdcs-mss did not prepare (make before break: the device keeps what works). NULL if no
+ * memory.
+ */
+static json_t *cdcs_pss_final_remove(struct cdcs_pss_pending *p, const json_t *install)
+{
+	json_t *out = json_array(), *r, *by, *to;
+	size_t i;
+
+	json_array_foreach(p->remove, i, r)
+	{
+		if ((by = cdcs_pss_find_slot(p->replaced, r)) != NULL &&
+		    cdcs_pss_find_slot(install, (to = json_object_get(by, "to"))) == NULL) {
+			log_rwarn(p->rid, "%s: keeps %s/%s: nothing of %s/%s to replace it",
+			          p->dm_id, json_string_value(json_object_get(r, "vendor")),
+			          json_string_value(json_object_get(r, "name")),
+			          json_string_value(json_object_get(to, "vendor")),
+			          json_string_value(json_object_get(to, "name")));
+			cdcs_pss_note(p, "kept %s/%s: nothing of %s/%s to replace it",
+			              json_string_value(json_object_get(r, "vendor")),
+			              json_string_value(json_object_get(r, "name")),
+			              json_string_value(json_object_get(to, "vendor")),
+			              json_string_value(json_object_get(to, "name")));
+			continue;
+		}
+		if (out != NULL && json_array_append(out, r) == -1) {
+			json_decref(out);
+			out = NULL;
+		}
+	}
+	return out;
+}
+
+/* What the device is sent, kept on the decision (explain compares it with the choices). */
+static void cdcs_pss_delivered(struct cdcs_pss_pending *p, const json_t *install,
+                               const json_t *remove)
+{
+	json_t *items = json_array(), *doc = NULL, *it;
+	char *text = NULL;
+	size_t i;
+
+	json_array_foreach(install, i, it)
+	{
+		if (items != NULL &&
+		    json_array_append_new(
+		        items, json_pack("{s:O, s:O, s:O, s:O, s:O*}", "vendor",
+		                         json_object_get(it, "vendor"), "name",
+		                         json_object_get(it, "name"), "variant",
+		                         json_object_get(it, "variant"), "version_number",
+		                         json_object_get(it, "version_number"), "rights",
+		                         json_object_get(it, "rights"))) == -1) {
+			json_decref(items);
+			items = NULL;
+		}
+	}
+	if (items == NULL ||
+	    (doc = json_pack("{s:o, s:O}", "install", items, "remove", remove)) == NULL ||
+	    (text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)) == NULL ||
+	    cdcs_pss_store_decision_delivered(p->s->d->db, p->decision, text) == -1)
+		log_rerr(p->rid, "cannot record what %s was sent for %s", p->dm_id, p->decision);
+	free(text);
+	json_decref(doc);
+}
+
 static void cdcs_pss_mss_done(struct httpc_resp *resp, void *arg)
 {
 	struct cdcs_pss_pending *p = arg;
 	struct httpd_req *req = cdcs_pss_pending_take(p);
-	json_t *install = NULL;
+	json_t *install = NULL, *remove = NULL;
 
 	if (resp->status != 200 || !json_is_object(resp->json) ||
 	    !json_is_array(json_object_get(resp->json, "items"))) {
@@ -307,15 +395,18 @@ static void cdcs_pss_mss_done(struct httpc_resp *resp, void *arg)
 		goto out;
 	}
 	/* Noted on the decision even when the client has gone. */
-	install = cdcs_pss_prepared(p, resp->json);
+	if ((install = cdcs_pss_prepared(p, resp->json)) != NULL &&
+	    (remove = cdcs_pss_final_remove(p, install)) != NULL)
+		cdcs_pss_delivered(p, install, remove);
 	if (req == NULL)
 		goto out;
-	if (install == NULL)
+	if (install == NULL || remove == NULL)
 		httpd_reply_error(req, 500, "internal_error", "out of memory");
 	else
-		cdcs_pss_reply(p, req, install);
+		cdcs_pss_reply(p, req, install, remove, json_object_get(resp->json, "revocations"));
 out:
 	json_decref(install);
+	json_decref(remove);
 	cdcs_pss_pending_free(p);
 }
 
@@ -325,19 +416,24 @@ static int cdcs_pss_prepare(struct cdcs_pss_pending *p, struct httpd_req *req, c
 {
 	char url[CDCS_PSS_URLBUF];
 	json_t *body, *items = json_array(), *c;
+	json_int_t floor;
 	size_t i;
 	int rc;
 
 	json_array_foreach(p->chosen, i, c)
 	{
+		/* Never older than what the device has: a revoked version is replaced by a
+		 * newer one, not by an older one with its own flaws. */
+		floor = json_integer_value(
+		    json_object_get(cdcs_pss_find_slot(p->installed, c), "version_number"));
 		if (items != NULL &&
-		    json_array_append_new(items,
-		                          json_pack("{s:O, s:O, s:O, s:O, s:O}", "vendor",
-		                                    json_object_get(c, "vendor"), "name",
-		                                    json_object_get(c, "name"), "variant",
-		                                    json_object_get(c, "variant"), "min_version",
-		                                    json_object_get(c, "min_version"), "rights",
-		                                    json_object_get(c, "rights"))) == -1) {
+		    json_array_append_new(
+		        items,
+		        json_pack("{s:O, s:O, s:O, s:O, s:O, s:I}", "vendor",
+		                  json_object_get(c, "vendor"), "name", json_object_get(c, "name"),
+		                  "variant", json_object_get(c, "variant"), "min_version",
+		                  json_object_get(c, "min_version"), "rights",
+		                  json_object_get(c, "rights"), "floor", floor)) == -1) {
 			json_decref(items);
 			items = NULL;
 		}
@@ -356,74 +452,111 @@ static int cdcs_pss_prepare(struct cdcs_pss_pending *p, struct httpd_req *req, c
 	return rc;
 }
 
-/* The slots the device has that the decision did not choose. */
-static json_t *cdcs_pss_removals(const json_t *installed, const json_t *chosen)
+/* The campaign (of ch) that replaces slot by a choice of its own, or NULL. */
+static const json_t *cdcs_pss_replacer(const struct cdcs_pss_choice *ch, const json_t *slot)
 {
-	json_t *out = json_array(), *v;
-	size_t i;
+	const char *name, *by;
+	json_t *camp, *c;
+	size_t i, j;
 
-	json_array_foreach(installed, i, v)
+	json_array_foreach(ch->campaigns, i, camp)
 	{
-		if (out == NULL || cdcs_pss_find_slot(chosen, v) != NULL)
+		if (!cdcs_pss_same_slot(json_object_get(camp, "from"), slot))
 			continue;
-		if (json_array_append(out, v) == -1) {
-			json_decref(out);
-			out = NULL;
+		name = json_string_value(json_object_get(camp, "name"));
+		json_array_foreach(ch->choices, j, c)
+		{
+			by = json_string_value(json_object_get(c, "campaign"));
+			if (by != NULL && name != NULL && strcmp(by, name) == 0)
+				return camp;
 		}
 	}
-	return out;
+	return NULL;
+}
+
+/* One removal with its reason; a campaign's replacement also into replaced. 0/-1. */
+static int cdcs_pss_removal(struct cdcs_pss_pending *p, const struct cdcs_pss_choice *ch,
+                            const json_t *slot)
+{
+	const json_t *camp = cdcs_pss_replacer(ch, slot), *to = json_object_get(camp, "to");
+	const char *vendor = json_string_value(json_object_get(slot, "vendor"));
+	const char *name = json_string_value(json_object_get(slot, "name"));
+	char reason[512];
+
+	if (camp != NULL) {
+		snprintf(reason, sizeof(reason), "replaced by %s/%s (campaign '%s')",
+		         json_string_value(json_object_get(to, "vendor")),
+		         json_string_value(json_object_get(to, "name")),
+		         json_string_value(json_object_get(camp, "name")));
+		if (json_array_append_new(p->replaced, json_pack("{s:s, s:s, s:O}", "vendor",
+		                                                 vendor, "name", name, "to", to)) ==
+		    -1)
+			return -1;
+	} else
+		snprintf(reason, sizeof(reason),
+		         "no rule for %s/%s matches this device (account %s)", vendor, name,
+		         p->account);
+	return json_array_append_new(p->remove, json_pack("{s:s, s:s, s:s}", "vendor", vendor,
+	                                                  "name", name, "reason", reason));
+}
+
+/* The slots the device has that the choices leave out, each with why. 0/-1. */
+static int cdcs_pss_removals(struct cdcs_pss_pending *p, const struct cdcs_pss_choice *ch)
+{
+	json_t *v;
+	size_t i;
+
+	if ((p->remove = json_array()) == NULL || (p->replaced = json_array()) == NULL)
+		return -1;
+	json_array_foreach(p->installed, i, v)
+	{
+		if (cdcs_pss_find_slot(ch->choices, v) == NULL && cdcs_pss_removal(p, ch, v) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 /*
- * Step 4 in one transaction: the account's levels and the rules read, the decision made and
- * recorded together, so that the record states exactly the inputs it was made from.
+ * Step 4 in one transaction: the account's levels, the rules and the device's campaigns
+ * read, the decision made and recorded together (and the device's capability and account
+ * kept for explain and campaigns), so that the record states exactly the inputs it was made
+ * from.
  */
 static int cdcs_pss_decide_record(struct cdcs_pss_pending *p, const struct capability *cap,
                                   char **reason)
 {
 	struct db *db = p->s->d->db;
-	struct policy_rule *rules = NULL;
-	struct policy_decision dec;
-	const char **lv = NULL;
+	struct cdcs_pss_choice ch;
 	char hex[33], *capt = NULL, *result = NULL;
-	json_t *levels = NULL, *doc = NULL;
-	size_t n_rules = 0, i;
+	json_t *doc = NULL;
 	int rc = -1;
 
-	memset(&dec, 0, sizeof(dec));
+	memset(&ch, 0, sizeof(ch));
 	if (db_begin(db) == -1)
 		return -1;
-	if ((levels = cdcs_pss_store_levels(db, p->account)) == NULL ||
-	    cdcs_pss_store_rules(db, &rules, &n_rules) == -1 ||
-	    (lv = calloc(json_array_size(levels) + 1, sizeof(*lv))) == NULL)
-		goto fail;
-	for (i = 0; i < json_array_size(levels); i++)
-		lv[i] = json_string_value(json_array_get(levels, i));
-	if (policy_decide(rules, n_rules, cap, lv, json_array_size(levels), &dec) == -1 ||
+	if (cdcs_pss_choose(db, p->dm_id, p->account, cap, &ch) == -1 ||
 	    jose_random_hex(hex, sizeof(hex), 16) == -1)
 		goto fail;
 	snprintf(p->decision, sizeof(p->decision), "dec-%s", hex);
-	if ((p->chosen = policy_decision_to_json(&dec)) == NULL ||
-	    (p->remove = cdcs_pss_removals(p->installed, p->chosen)) == NULL ||
+	p->chosen = json_incref(ch.choices);
+	if (cdcs_pss_removals(p, &ch) == -1 ||
 	    (doc = json_pack("{s:O, s:O, s:O}", "install", p->chosen, "remove", p->remove,
-	                     "entitlements", levels)) == NULL ||
+	                     "entitlements", ch.levels)) == NULL ||
 	    (capt = json_dumps(p->capability, JSON_COMPACT | JSON_SORT_KEYS)) == NULL ||
 	    (result = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)) == NULL ||
+	    cdcs_pss_store_device_seen(db, p->dm_id, p->account, capt) == -1 ||
 	    cdcs_pss_store_decision_add(db, p->decision, p->dm_id, p->account, capt, result,
-	                                dec.reason) == -1 ||
-	    db_commit(db) == -1 || (*reason = strdup(dec.reason)) == NULL)
+	                                ch.reason) == -1 ||
+	    db_commit(db) == -1 || (*reason = strdup(ch.reason)) == NULL)
 		goto fail;
 	rc = 0;
 fail:
 	if (rc == -1)
 		db_rollback(db);
-	policy_decision_free(&dec);
-	cdcs_pss_rules_free(rules, n_rules);
-	free(lv);
+	cdcs_pss_choice_free(&ch);
 	free(capt);
 	free(result);
 	json_decref(doc);
-	json_decref(levels);
 	return rc;
 }
 
@@ -449,8 +582,10 @@ static int cdcs_pss_decide(struct cdcs_pss_pending *p, struct httpd_req *req)
 	if (json_array_size(p->chosen) == 0) {
 		if ((none = json_array()) == NULL)
 			httpd_reply_error(req, 500, "internal_error", "out of memory");
-		else
-			cdcs_pss_reply(p, req, none);
+		else {
+			cdcs_pss_delivered(p, none, p->remove);
+			cdcs_pss_reply(p, req, none, p->remove, NULL);
+		}
 		json_decref(none);
 		goto out;
 	}

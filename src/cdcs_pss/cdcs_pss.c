@@ -45,7 +45,17 @@ static const struct httpd_route cdcs_pss_routes[] = {
      sizeof(struct policy_rule)},
     {EVHTTP_REQ_GET, "/v1/admin/policy/rules", cdcs_pss_rule_list, NULL, 0},
     {EVHTTP_REQ_DELETE, "/v1/admin/policy/rules/*", cdcs_pss_rule_delete, NULL, 0},
+    {EVHTTP_REQ_GET, "/v1/admin/policy/explain/*", cdcs_pss_explain, NULL, 0},
+    {EVHTTP_REQ_GET, "/v1/admin/devices", cdcs_pss_device_list, NULL, 0},
     {EVHTTP_REQ_GET, "/v1/admin/devices/*", cdcs_pss_device_get, NULL, 0},
+    {EVHTTP_REQ_POST, "/v1/admin/campaigns", cdcs_pss_campaign_create, campaign_spec_fields,
+     sizeof(struct campaign_spec)},
+    {EVHTTP_REQ_GET, "/v1/admin/campaigns", cdcs_pss_campaign_list, NULL, 0},
+    {EVHTTP_REQ_GET, "/v1/admin/campaigns/*", cdcs_pss_campaign_get, NULL, 0},
+    /* <name>/advance, <name>/pause, <name>/resume, <name>/stop: a prefix route cannot end
+     * with the action, so one route takes them all (body {}). */
+    {EVHTTP_REQ_POST, "/v1/admin/campaigns/*", cdcs_pss_campaign_action,
+     cdcs_pss_campaign_action_fields, 1},
     {0, NULL, NULL, NULL, 0},
 };
 
@@ -73,6 +83,7 @@ static int cdcs_pss_init(struct daemon_ctx *d)
 	d->role_state = s;
 	s->d = d;
 	TAILQ_INIT(&s->pending);
+	TAILQ_INIT(&s->lookups);
 	if (c == NULL) {
 		snprintf(err, sizeof(err), "no cdcs_pss section");
 		goto fail;
@@ -114,6 +125,7 @@ static void cdcs_pss_fini(struct daemon_ctx *d)
 	if (s->http != NULL)
 		httpc_free(s->http);
 	cdcs_pss_pending_drop(s);
+	cdcs_pss_lookups_drop(s);
 	free(s->dm_iss_url);
 	free(s->cdcs_mss_url);
 	free(s);

@@ -13,7 +13,7 @@
 
 #define POLICY_VALUE_MAX 32 /* capability values are at most this long (capability.c) */
 
-static const struct schema_field policy_when_fields[] = {
+const struct schema_field policy_when_fields[] = {
     {"secure_video_path", SCHEMA_JSON, offsetof(struct policy_when, secure_video_path), 0, 0, 0, 0,
      NULL},
     {"tee", SCHEMA_STRLIST, offsetof(struct policy_when, tee), 0, 1, POLICY_VALUE_MAX,
@@ -106,31 +106,48 @@ static int policy_cap_value_ok(const char *key, const char *v)
 }
 
 /* Every item of a present list is a valid capability value, none twice. */
-static int policy_when_list_ok(const struct schema_strlist *l, const char *key, char *err,
-                               size_t errlen)
+static int policy_when_list_ok(const struct schema_strlist *l, const char *where, const char *key,
+                               char *err, size_t errlen)
 {
 	size_t i, j;
 
 	if (l->v == NULL)
 		return 0;
 	if (l->n == 0) {
-		snprintf(err, errlen, "key 'when.%s': an empty list matches nothing; leave it out",
-		         key);
+		snprintf(err, errlen, "key '%s.%s': an empty list matches nothing; leave it out",
+		         where, key);
 		return -1;
 	}
 	for (i = 0; i < l->n; i++) {
 		if (!policy_cap_value_ok(key, l->v[i])) {
-			snprintf(err, errlen, "key 'when.%s[%zu]': not a %s value of a capability",
-			         key, i, key);
+			snprintf(err, errlen, "key '%s.%s[%zu]': not a %s value of a capability",
+			         where, key, i, key);
 			return -1;
 		}
 		for (j = 0; j < i; j++)
 			if (strcmp(l->v[i], l->v[j]) == 0) {
-				snprintf(err, errlen, "key 'when.%s[%zu]': '%s' is listed twice",
-				         key, i, l->v[i]);
+				snprintf(err, errlen, "key '%s.%s[%zu]': '%s' is listed twice",
+				         where, key, i, l->v[i]);
 				return -1;
 			}
 	}
+	return 0;
+}
+
+int policy_when_check(const struct policy_when *w, const char *where, char *err, size_t errlen)
+{
+	if (w->secure_video_path != NULL && !json_is_boolean(w->secure_video_path)) {
+		snprintf(err, errlen, "key '%s.secure_video_path': expected true or false", where);
+		return -1;
+	}
+	if (w->platform != NULL && !policy_cap_value_ok("platform", w->platform)) {
+		snprintf(err, errlen, "key '%s.platform': only a-z, 0-9, '-' and '_' allowed",
+		         where);
+		return -1;
+	}
+	if (policy_when_list_ok(&w->tee, where, "tee", err, errlen) == -1 ||
+	    policy_when_list_ok(&w->max_resolution, where, "max_resolution", err, errlen) == -1)
+		return -1;
 	return 0;
 }
 
@@ -155,16 +172,7 @@ int policy_rule_check(const struct policy_rule *r, char *err, size_t errlen)
 		snprintf(err, errlen, "key 'variant': 1-16 characters of a-z 0-9 _ -");
 		return -1;
 	}
-	if (r->when.secure_video_path != NULL && !json_is_boolean(r->when.secure_video_path)) {
-		snprintf(err, errlen, "key 'when.secure_video_path': expected true or false");
-		return -1;
-	}
-	if (r->when.platform != NULL && !policy_cap_value_ok("platform", r->when.platform)) {
-		snprintf(err, errlen, "key 'when.platform': only a-z, 0-9, '-' and '_' allowed");
-		return -1;
-	}
-	if (policy_when_list_ok(&r->when.tee, "tee", err, errlen) == -1 ||
-	    policy_when_list_ok(&r->when.max_resolution, "max_resolution", err, errlen) == -1)
+	if (policy_when_check(&r->when, "when", err, errlen) == -1)
 		return -1;
 	for (i = 0; i < r->grants.n; i++) {
 		if (!policy_level_ok(r->grants.v[i])) {
@@ -211,10 +219,9 @@ static json_t *policy_strlist_json(const struct schema_strlist *l)
 	return a;
 }
 
-json_t *policy_rule_to_json(const struct policy_rule *r)
+json_t *policy_when_to_json(const struct policy_when *w)
 {
-	const struct policy_when *w = &r->when;
-	json_t *when = json_object(), *out;
+	json_t *when = json_object();
 
 	if (when == NULL ||
 	    (w->secure_video_path != NULL &&
@@ -229,6 +236,15 @@ json_t *policy_rule_to_json(const struct policy_rule *r)
 		json_decref(when);
 		return NULL;
 	}
+	return when;
+}
+
+json_t *policy_rule_to_json(const struct policy_rule *r)
+{
+	json_t *when, *out;
+
+	if ((when = policy_when_to_json(&r->when)) == NULL)
+		return NULL;
 	out =
 	    json_pack("{s:s, s:I, s:s, s:o, s:s, s:s, s:s, s:I, s:o*}", "name", r->name, "priority",
 	              (json_int_t)r->priority, "entitlement", r->entitlement, "when", when,
@@ -275,11 +291,8 @@ static int policy_in_list(const struct schema_strlist *l, const char *s)
 	return l->v == NULL || policy_has((const char *const *)l->v, l->n, s);
 }
 
-/* 1 if every condition of r's `when` holds for cap. */
-static int policy_when_holds(const struct policy_rule *r, const struct capability *cap)
+int policy_when_holds(const struct policy_when *w, const struct capability *cap)
 {
-	const struct policy_when *w = &r->when;
-
 	if (w->secure_video_path != NULL &&
 	    json_is_true(w->secure_video_path) != (cap->secure_video_path != 0))
 		return 0;
@@ -330,16 +343,17 @@ static char *policy_reason(const struct policy_rule *r, const struct capability 
 	return text;
 }
 
-/* A slot already taken by an earlier (higher priority) rule? */
-static int policy_slot_taken(const struct policy_decision *d, const struct policy_rule *r)
+/* The choice already made for r's slot (by an earlier, higher priority rule), or NULL. */
+static const struct policy_choice *policy_slot_choice(const struct policy_decision *d,
+                                                      const struct policy_rule *r)
 {
 	size_t i;
 
 	for (i = 0; i < d->n; i++)
 		if (strcmp(d->v[i].rule->vendor, r->vendor) == 0 &&
 		    strcmp(d->v[i].rule->cdcs, r->cdcs) == 0)
-			return 1;
-	return 0;
+			return &d->v[i];
+	return NULL;
 }
 
 static int policy_choose(struct policy_decision *d, const struct policy_rule *r,
@@ -393,6 +407,20 @@ static char *policy_summary(const struct policy_decision *d, const char *const *
 	return text;
 }
 
+/* The rules in the order they are taken: (priority, name). A new array, or NULL. */
+static const struct policy_rule **policy_order(const struct policy_rule *rules, size_t n_rules)
+{
+	const struct policy_rule **order;
+	size_t i;
+
+	if ((order = calloc(n_rules + 1, sizeof(*order))) == NULL)
+		return NULL;
+	for (i = 0; i < n_rules; i++)
+		order[i] = &rules[i];
+	qsort(order, n_rules, sizeof(*order), policy_cmp_rule);
+	return order;
+}
+
 int policy_decide(const struct policy_rule *rules, size_t n_rules, const struct capability *cap,
                   const char *const *levels, size_t n_levels, struct policy_decision *out)
 {
@@ -401,16 +429,13 @@ int policy_decide(const struct policy_rule *rules, size_t n_rules, const struct 
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
-	if ((order = calloc(n_rules + 1, sizeof(*order))) == NULL ||
+	if ((order = policy_order(rules, n_rules)) == NULL ||
 	    (out->v = calloc(n_rules + 1, sizeof(*out->v))) == NULL)
 		goto fail;
-	for (i = 0; i < n_rules; i++)
-		order[i] = &rules[i];
-	qsort(order, n_rules, sizeof(*order), policy_cmp_rule);
 	for (i = 0; i < n_rules; i++) {
 		r = order[i];
-		if (!policy_has(levels, n_levels, r->entitlement) || !policy_when_holds(r, cap) ||
-		    policy_slot_taken(out, r))
+		if (!policy_has(levels, n_levels, r->entitlement) ||
+		    !policy_when_holds(&r->when, cap) || policy_slot_choice(out, r) != NULL)
 			continue;
 		if (policy_choose(out, r, cap, levels, n_levels) == -1)
 			goto fail;
@@ -459,6 +484,128 @@ json_t *policy_decision_to_json(const struct policy_decision *d)
 		                  "name", c->rule->cdcs, "variant", c->rule->variant, "min_version",
 		                  (json_int_t)c->rule->min_version, "rule", c->rule->name, "rights",
 		                  rights, "reason", c->reason)) == -1) {
+			json_decref(out);
+			out = NULL;
+		}
+	}
+	return out;
+}
+
+/* ---- explanation ------------------------------------------------------------------- */
+
+/* Each condition of w that cap does not meet, onto f after the n reasons already there;
+ * the new count. */
+static int policy_when_unmet(FILE *f, const struct policy_when *w, const struct capability *cap,
+                             int n)
+{
+	if (w->secure_video_path != NULL &&
+	    json_is_true(w->secure_video_path) != (cap->secure_video_path != 0))
+		fprintf(f, "%swhen.secure_video_path: device has %s, rule wants %s",
+		        n++ > 0 ? "; " : "", cap->secure_video_path ? "true" : "false",
+		        json_is_true(w->secure_video_path) ? "true" : "false");
+	if (!policy_in_list(&w->tee, cap->tee)) {
+		fprintf(f, "%swhen.tee: device has %s, rule wants ", n++ > 0 ? "; " : "", cap->tee);
+		policy_print_list(f, (const char *const *)w->tee.v, w->tee.n);
+	}
+	if (w->platform != NULL && strcmp(w->platform, cap->platform) != 0)
+		fprintf(f, "%swhen.platform: device has %s, rule wants %s", n++ > 0 ? "; " : "",
+		        cap->platform, w->platform);
+	if (!policy_in_list(&w->max_resolution, cap->max_resolution)) {
+		fprintf(f, "%swhen.max_resolution: device has %s, rule wants ", n++ > 0 ? "; " : "",
+		        cap->max_resolution);
+		policy_print_list(f, (const char *const *)w->max_resolution.v, w->max_resolution.n);
+	}
+	return n;
+}
+
+/* Why r was or was not chosen, into e. 0/-1. */
+static int policy_why(struct policy_rule_why *e, const struct policy_rule *r,
+                      const struct capability *cap, const char *const *levels, size_t n_levels,
+                      const struct policy_decision *d)
+{
+	const struct policy_choice *c;
+	size_t len;
+	FILE *f;
+	int n = 0;
+
+	e->rule = r;
+	if ((f = open_memstream(&e->why, &len)) == NULL)
+		return -1;
+	if (!policy_has(levels, n_levels, r->entitlement)) {
+		fprintf(f, "entitlement '%s' missing", r->entitlement);
+		n++;
+	}
+	n = policy_when_unmet(f, &r->when, cap, n);
+	e->matched = n == 0;
+	if (e->matched) {
+		c = policy_slot_choice(d, r);
+		if (c != NULL && c->rule == r) {
+			e->chosen = 1;
+			fputs("chosen: rights ", f);
+			policy_print_list(f, c->rights, c->n_rights);
+		} else if (c != NULL)
+			fprintf(f, "slot %s/%s already taken by rule '%s'", r->vendor, r->cdcs,
+			        c->rule->name);
+		else
+			/* d was made from other inputs than ours: say so rather than guess. */
+			fputs("matched, but the decision has nothing for its slot", f);
+	}
+	if (fclose(f) != 0) {
+		free(e->why);
+		e->why = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int policy_explain(const struct policy_rule *rules, size_t n_rules, const struct capability *cap,
+                   const char *const *levels, size_t n_levels, const struct policy_decision *d,
+                   struct policy_explanation *out)
+{
+	const struct policy_rule **order;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if ((order = policy_order(rules, n_rules)) == NULL ||
+	    (out->v = calloc(n_rules + 1, sizeof(*out->v))) == NULL)
+		goto fail;
+	for (i = 0; i < n_rules; i++) {
+		if (policy_why(&out->v[i], order[i], cap, levels, n_levels, d) == -1)
+			goto fail;
+		out->n++;
+	}
+	free(order);
+	return 0;
+fail:
+	free(order);
+	policy_explanation_free(out);
+	return -1;
+}
+
+void policy_explanation_free(struct policy_explanation *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n; i++)
+		free(e->v[i].why);
+	free(e->v);
+	memset(e, 0, sizeof(*e));
+}
+
+json_t *policy_explanation_to_json(const struct policy_explanation *e)
+{
+	const struct policy_rule_why *w;
+	json_t *out = json_array();
+	size_t i;
+
+	for (i = 0; out != NULL && i < e->n; i++) {
+		w = &e->v[i];
+		if (json_array_append_new(
+		        out, json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:b, s:s}", "name",
+		                       w->rule->name, "priority", (json_int_t)w->rule->priority,
+		                       "vendor", w->rule->vendor, "cdcs", w->rule->cdcs, "variant",
+		                       w->rule->variant, "matched", w->matched, "chosen", w->chosen,
+		                       "why", w->why)) == -1) {
 			json_decref(out);
 			out = NULL;
 		}

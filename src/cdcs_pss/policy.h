@@ -42,8 +42,17 @@ struct policy_rule {
 	struct schema_strlist grants;
 };
 
-/* Decodes a rule (the body of POST /v1/admin/policy/rules and each stored rule). */
+/* Decodes a rule (the body of POST /v1/admin/policy/rules and each stored rule), and a
+ * rule's `when` on its own (a campaign's filter uses the same conditions). */
 extern const struct schema_field policy_rule_fields[];
+extern const struct schema_field policy_when_fields[];
+
+/* The checks of policy_rule_check() for a `when` found at key path where ("when"). 0/-1. */
+int policy_when_check(const struct policy_when *w, const char *where, char *err, size_t errlen);
+/* 1 if every condition of w holds for cap (no condition: 1). */
+int policy_when_holds(const struct policy_when *w, const struct capability *cap);
+/* w in canonical form (absent conditions left out), or NULL. */
+json_t *policy_when_to_json(const struct policy_when *w);
 
 /* What schema_decode() cannot say: alphabets, enumerations, duplicates. 0, or -1 with
  * "key 'when.tee[1]': ..." in err. */
@@ -87,5 +96,28 @@ int policy_decide(const struct policy_rule *rules, size_t n_rules, const struct 
 void policy_decision_free(struct policy_decision *d);
 /* [{"vendor","name","variant","min_version","rule","rights","reason"}...], or NULL. */
 json_t *policy_decision_to_json(const struct policy_decision *d);
+
+/* Why one rule was chosen or not: "entitlement 'x' missing", "when.tee: device has none,
+ * rule wants trustzone,sgx" (every unmet condition, "; "-separated), "slot v/c already
+ * taken by rule 'r'" or "chosen: rights a,b". */
+struct policy_rule_why {
+	const struct policy_rule *rule; /* borrowed */
+	int matched;                    /* entitlement held and `when` met */
+	int chosen;
+	char *why;
+};
+
+struct policy_explanation {
+	struct policy_rule_why *v; /* every rule, in (priority, name) order */
+	size_t n;
+};
+
+/* Explain d, which policy_decide() made from the same rules, cap and levels. 0/-1. */
+int policy_explain(const struct policy_rule *rules, size_t n_rules, const struct capability *cap,
+                   const char *const *levels, size_t n_levels, const struct policy_decision *d,
+                   struct policy_explanation *out);
+void policy_explanation_free(struct policy_explanation *e);
+/* [{"name","priority","vendor","cdcs","variant","matched","chosen","why"}...], or NULL. */
+json_t *policy_explanation_to_json(const struct policy_explanation *e);
 
 #endif

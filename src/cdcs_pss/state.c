@@ -1,12 +1,15 @@
 /*
  * cdcs-pss state: what each device has, as its agent reports it after a run
  * (POST /v1/cdcs/report) and as cdcs-iss reports each personalization
- * (POST /v1/internal/cdcs-state, the receiving end of Figure 5 step 20).
+ * (POST /v1/internal/cdcs-state, the receiving end of Figure 5 step 20). Each change of a
+ * device's CDCS is audited (cdcs.state) and moves the device's campaigns, in the same
+ * transaction as the change.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "opendm/admin.h"
+#include "opendm/audit.h"
 #include "opendm/log.h"
 #include "cdcs_pss.h"
 
@@ -113,6 +116,69 @@ static int cdcs_pss_results_check(struct httpd_req *req, const struct cdcs_pss_r
 	return 0;
 }
 
+/* 1 if a slot changed from before to after (cdcs_pss_store_slot()); a failure leaves the
+ * stored state as it was, so a new error is the change then. */
+static int cdcs_pss_slot_changed(const json_t *before, const json_t *after, int failed)
+{
+	if (json_is_null(before) ||
+	    !json_equal(json_object_get(before, "state"), json_object_get(after, "state")) ||
+	    !json_equal(json_object_get(before, "version_number"),
+	                json_object_get(after, "version_number")))
+		return 1;
+	return failed &&
+	       !json_equal(json_object_get(before, "error"), json_object_get(after, "error"));
+}
+
+/*
+ * After a report is stored: cdcs.state with what was reported when it changed the slot,
+ * and the device's campaigns told (each status moves once, so a report repeated moves
+ * nothing, while a device that had `to` already still counts as switched).
+ */
+static int cdcs_pss_state_changed(struct daemon_ctx *d, struct httpd_req *req, const char *dm_id,
+                                  const char *vendor, const char *name, int64_t version_number,
+                                  const char *state, const char *error, const json_t *before)
+{
+	const int failed = strcmp(state, "failed") == 0;
+	json_t *after, *detail = NULL;
+	char actor[200];
+	int rc = -1;
+
+	if ((after = cdcs_pss_store_slot(d->db, dm_id, vendor, name)) == NULL)
+		return -1;
+	if (cdcs_pss_slot_changed(before, after, failed) &&
+	    ((detail = json_pack("{s:s, s:s, s:I, s:s, s:s?}", "vendor", vendor, "name", name,
+	                         "version_number", (json_int_t)version_number, "state", state,
+	                         "error", error)) == NULL ||
+	     audit_req(d, req, "cdcs.state", dm_id, detail) == -1))
+		goto out;
+	if (failed || strcmp(state, "personalized") == 0)
+		rc = cdcs_pss_campaign_event(
+		    d->db, httpd_req_id(req), admin_actor(d, req, actor, sizeof(actor)), dm_id,
+		    vendor, name, failed ? CAMPAIGN_EV_FAILED : CAMPAIGN_EV_PERSONALIZED, error);
+	else
+		rc = 0;
+out:
+	json_decref(after);
+	json_decref(detail);
+	return rc;
+}
+
+/* One result of the agent's report: stored, audited, its campaigns moved. */
+static int cdcs_pss_result_record(struct daemon_ctx *d, struct httpd_req *req, const char *dm_id,
+                                  const char *decision, const struct cdcs_pss_result *r)
+{
+	json_t *before;
+	int rc = -1;
+
+	if ((before = cdcs_pss_store_slot(d->db, dm_id, r->vendor, r->name)) == NULL)
+		return -1;
+	if (cdcs_pss_store_result(d->db, dm_id, decision, r) == 0)
+		rc = cdcs_pss_state_changed(d, req, dm_id, r->vendor, r->name, r->version_number,
+		                            r->state, r->error, before);
+	json_decref(before);
+	return rc;
+}
+
 void cdcs_pss_report(struct httpd_req *req, void *arg)
 {
 	struct daemon_ctx *d = arg;
@@ -147,11 +213,11 @@ void cdcs_pss_report(struct httpd_req *req, void *arg)
 		                  b->decision);
 		return;
 	}
-	/* All results or none. */
+	/* All results or none, with their audit rows and campaign moves. */
 	if (db_begin(d->db) == -1)
 		goto fail;
 	for (i = 0; i < b->results.n; i++)
-		if (cdcs_pss_store_result(d->db, dm_id, b->decision, &r[i]) == -1) {
+		if (cdcs_pss_result_record(d, req, dm_id, b->decision, &r[i]) == -1) {
 			db_rollback(d->db);
 			goto fail;
 		}
@@ -183,6 +249,7 @@ void cdcs_pss_state(struct httpd_req *req, void *arg)
 	struct daemon_ctx *d = arg;
 	struct cdcs_pss_state_body *b = httpd_req_body(req);
 	const char *bad = NULL;
+	json_t *before = NULL;
 
 	if (!admin_authorize_service(d, req, "cdcs-iss"))
 		return;
@@ -206,13 +273,24 @@ void cdcs_pss_state(struct httpd_req *req, void *arg)
 		httpd_reply_error(req, 400, "bad_request", "key 'state': must be personalized");
 		return;
 	}
-	if (cdcs_pss_store_state(d->db, b) == -1) {
-		httpd_reply_error(req, 500, "internal_error", "database error");
-		return;
+	if (db_begin(d->db) == -1)
+		goto fail;
+	if ((before = cdcs_pss_store_slot(d->db, b->dm_id, b->vendor, b->name)) == NULL ||
+	    cdcs_pss_store_state(d->db, b) == -1 ||
+	    cdcs_pss_state_changed(d, req, b->dm_id, b->vendor, b->name, b->version_number,
+	                           b->state, NULL, before) == -1 ||
+	    db_commit(d->db) == -1) {
+		db_rollback(d->db);
+		json_decref(before);
+		goto fail;
 	}
+	json_decref(before);
 	log_rinfo(httpd_req_id(req),
 	          "cdcs-iss reports %s: %s/%s %s v%lld personalized cdcs_id=%s (%s)", b->dm_id,
 	          b->vendor, b->name, b->variant, (long long)b->version_number, b->cdcs_id,
 	          b->decision);
 	httpd_reply_json(req, 200, json_pack("{s:b}", "recorded", 1));
+	return;
+fail:
+	httpd_reply_error(req, 500, "internal_error", "database error");
 }

@@ -56,18 +56,62 @@ const struct db_migration cdcs_pss_migrations[] = {
         " updated INTEGER NOT NULL,"
         " error TEXT,"
         " PRIMARY KEY (dm_id, vendor, name));"},
+    /*
+     * Issue 6. device: every DM id seen at authorize, with its account and last capability
+     * (what explain, the device list and a campaign's filter read), filled from the last
+     * decision of each. decision.delivered: what the device was actually sent (versions
+     * from cdcs-mss, removals kept back). campaign and campaign_device: the campaigns and
+     * their fixed device sets, ord being the admission order.
+     */
+    {2, "CREATE TABLE device ("
+        " dm_id TEXT PRIMARY KEY,"
+        " account TEXT NOT NULL,"
+        " capability TEXT NOT NULL,"
+        " last_seen INTEGER NOT NULL);"
+        "INSERT INTO device (dm_id, account, capability, last_seen)"
+        " SELECT dm_id, account, capability, created FROM decision d"
+        " WHERE seq = (SELECT MAX(seq) FROM decision e WHERE e.dm_id = d.dm_id);"
+        "CREATE INDEX device_account ON device (account, dm_id);"
+        "ALTER TABLE decision ADD COLUMN delivered TEXT;"
+        "CREATE TABLE campaign ("
+        " name TEXT PRIMARY KEY,"
+        " seq INTEGER NOT NULL,"
+        " status TEXT NOT NULL,"
+        " stage INTEGER NOT NULL,"
+        " stages TEXT NOT NULL,"
+        " from_vendor TEXT NOT NULL,"
+        " from_name TEXT NOT NULL,"
+        " to_vendor TEXT NOT NULL,"
+        " to_name TEXT NOT NULL,"
+        " to_variant TEXT NOT NULL,"
+        " to_min_version INTEGER NOT NULL,"
+        " filter TEXT,"
+        " failure_threshold INTEGER NOT NULL,"
+        " n_devices INTEGER NOT NULL,"
+        " stop_reason TEXT,"
+        " created INTEGER NOT NULL,"
+        " updated INTEGER NOT NULL);"
+        "CREATE TABLE campaign_device ("
+        " campaign TEXT NOT NULL REFERENCES campaign (name),"
+        " dm_id TEXT NOT NULL,"
+        " account TEXT NOT NULL,"
+        " ord INTEGER NOT NULL,"
+        " status TEXT NOT NULL,"
+        " error TEXT,"
+        " updated INTEGER NOT NULL,"
+        " PRIMARY KEY (campaign, dm_id));"
+        "CREATE INDEX campaign_device_dm ON campaign_device (dm_id);"
+        "CREATE UNIQUE INDEX campaign_device_ord ON campaign_device (campaign, ord);"},
     {0, NULL},
 };
 
-static int cdcs_pss_bind_text(sqlite3_stmt *st, int i, const char *v)
+int cdcs_pss_bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	return v != NULL ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT)
 	                 : sqlite3_bind_null(st, i);
 }
 
-/* Step a statement that returns no rows; reset it. SQLITE_DONE, or the error code (logged
- * unless it is a constraint, which callers turn into an answer). */
-static int cdcs_pss_step(struct db *db, sqlite3_stmt *st, const char *what)
+int cdcs_pss_step(struct db *db, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 
@@ -77,7 +121,7 @@ static int cdcs_pss_step(struct db *db, sqlite3_stmt *st, const char *what)
 	return rc;
 }
 
-static json_t *cdcs_pss_col_json(sqlite3_stmt *st, int i)
+json_t *cdcs_pss_col_json(sqlite3_stmt *st, int i)
 {
 	const char *t = (const char *)sqlite3_column_text(st, i);
 	json_t *j;
@@ -88,32 +132,19 @@ static json_t *cdcs_pss_col_json(sqlite3_stmt *st, int i)
 	return (j = json_loads(t, 0, NULL)) != NULL ? j : json_string(t);
 }
 
-static json_t *cdcs_pss_col_str(sqlite3_stmt *st, int i)
+json_t *cdcs_pss_col_str(sqlite3_stmt *st, int i)
 {
 	const char *t = (const char *)sqlite3_column_text(st, i);
 
 	return t != NULL ? json_string(t) : json_null();
 }
 
-/* One row as a JSON value (NULL on allocation failure). */
-typedef json_t *(*cdcs_pss_row_fn)(sqlite3_stmt *st);
-
-/*
- * Every row of sql as an element of a new array, with key bound to ?1 when given and limit
- * to ?2 when positive; NULL on error (logged as "cannot read what").
- */
-static json_t *cdcs_pss_rows(struct db *db, const char *sql, const char *key, int limit,
-                             cdcs_pss_row_fn row, const char *what)
+json_t *cdcs_pss_rows_step(struct db *db, sqlite3_stmt *st, cdcs_pss_row_fn row, const char *what)
 {
-	sqlite3_stmt *st;
 	json_t *out;
 	int rc;
 
-	if ((st = db_prepare(db, sql)) == NULL)
-		return NULL;
-	if ((out = json_array()) == NULL ||
-	    (key != NULL && sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT) != SQLITE_OK) ||
-	    (limit > 0 && sqlite3_bind_int(st, 2, limit) != SQLITE_OK))
+	if ((out = json_array()) == NULL)
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (json_array_append_new(out, row(st)) == -1)
@@ -127,6 +158,39 @@ fail:
 	sqlite3_reset(st);
 	json_decref(out);
 	return NULL;
+}
+
+json_t *cdcs_pss_rows(struct db *db, const char *sql, const char *key, int limit,
+                      cdcs_pss_row_fn row, const char *what)
+{
+	sqlite3_stmt *st;
+
+	if ((st = db_prepare(db, sql)) == NULL)
+		return NULL;
+	if ((key != NULL && sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT) != SQLITE_OK) ||
+	    (limit > 0 && sqlite3_bind_int(st, 2, limit) != SQLITE_OK)) {
+		log_err("cannot read %s: %s", what, db_errmsg(db));
+		sqlite3_reset(st);
+		return NULL;
+	}
+	return cdcs_pss_rows_step(db, st, row, what);
+}
+
+json_t *cdcs_pss_rows_texts(struct db *db, const char *sql, const char *const *texts, int n,
+                            cdcs_pss_row_fn row, const char *what)
+{
+	sqlite3_stmt *st;
+	int i;
+
+	if ((st = db_prepare(db, sql)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (cdcs_pss_bind_text(st, i + 1, texts[i]) != SQLITE_OK) {
+			log_err("cannot read %s: %s", what, db_errmsg(db));
+			sqlite3_reset(st);
+			return NULL;
+		}
+	return cdcs_pss_rows_step(db, st, row, what);
 }
 
 static json_t *cdcs_pss_row_text(sqlite3_stmt *st)
@@ -151,12 +215,10 @@ int cdcs_pss_store_levels_set(struct db *db, const char *account, const struct s
 	sqlite3_stmt *del, *ins;
 	size_t i;
 
-	if (db_begin(db) == -1)
-		return -1;
 	if ((del = db_prepare(db, "DELETE FROM entitlement WHERE account = ?1")) == NULL ||
 	    sqlite3_bind_text(del, 1, account, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
 	    cdcs_pss_step(db, del, "delete levels") != SQLITE_DONE)
-		goto fail;
+		return -1;
 	for (i = 0; i < l->n; i++) {
 		/* A level given twice is one level. */
 		if ((ins = db_prepare(db, "INSERT INTO entitlement (account, level, granted_at)"
@@ -165,12 +227,9 @@ int cdcs_pss_store_levels_set(struct db *db, const char *account, const struct s
 		    sqlite3_bind_text(ins, 2, l->v[i], -1, SQLITE_TRANSIENT) != SQLITE_OK ||
 		    sqlite3_bind_int64(ins, 3, now) != SQLITE_OK ||
 		    cdcs_pss_step(db, ins, "insert level") != SQLITE_DONE)
-			goto fail;
+			return -1;
 	}
-	return db_commit(db);
-fail:
-	db_rollback(db);
-	return -1;
+	return 0;
 }
 
 void cdcs_pss_rules_free(struct policy_rule *rules, size_t n)
@@ -441,7 +500,7 @@ static json_t *cdcs_pss_row_decision(sqlite3_stmt *st)
 
 json_t *cdcs_pss_store_device(struct db *db, const char *dm_id)
 {
-	json_t *cdcs, *decisions;
+	json_t *cdcs, *decisions, *campaigns;
 
 	if ((cdcs = cdcs_pss_rows(db,
 	                          "SELECT vendor, name, variant, version_number, state, cdcs_id,"
@@ -457,7 +516,13 @@ json_t *cdcs_pss_store_device(struct db *db, const char *dm_id)
 		json_decref(cdcs);
 		return NULL;
 	}
-	return json_pack("{s:s, s:o, s:o}", "dm_id", dm_id, "cdcs", cdcs, "decisions", decisions);
+	if ((campaigns = cdcs_pss_store_device_campaigns(db, dm_id, NULL, NULL)) == NULL) {
+		json_decref(cdcs);
+		json_decref(decisions);
+		return NULL;
+	}
+	return json_pack("{s:s, s:o, s:o, s:o}", "dm_id", dm_id, "cdcs", cdcs, "decisions",
+	                 decisions, "campaigns", campaigns);
 }
 
 int cdcs_pss_store_purge(struct db *db, int64_t before)
@@ -472,4 +537,193 @@ int cdcs_pss_store_purge(struct db *db, int64_t before)
 		return -1;
 	}
 	return sqlite3_changes(db_handle(db));
+}
+
+int cdcs_pss_store_decision_delivered(struct db *db, const char *id, const char *json)
+{
+	sqlite3_stmt *st;
+
+	if ((st = db_prepare(db, "UPDATE decision SET delivered = ?1 WHERE id = ?2")) == NULL)
+		return -1;
+	if (sqlite3_bind_text(st, 1, json, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+		log_err("cannot bind: %s", db_errmsg(db));
+		sqlite3_reset(st);
+		return -1;
+	}
+	return cdcs_pss_step(db, st, "record what was delivered") == SQLITE_DONE ? 0 : -1;
+}
+
+static json_t *cdcs_pss_row_last_decision(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:I, s:o, s:o}", "id", cdcs_pss_col_str(st, 0), "created",
+	                 (json_int_t)sqlite3_column_int64(st, 1), "result",
+	                 cdcs_pss_col_json(st, 2), "delivered", cdcs_pss_col_json(st, 3));
+}
+
+json_t *cdcs_pss_store_last_decision(struct db *db, const char *dm_id)
+{
+	json_t *rows, *out;
+
+	if ((rows = cdcs_pss_rows(db,
+	                          "SELECT id, created, result, delivered FROM decision"
+	                          " WHERE dm_id = ?1 ORDER BY seq DESC LIMIT ?2",
+	                          dm_id, 1, cdcs_pss_row_last_decision,
+	                          "a device's last decision")) == NULL)
+		return NULL;
+	out = json_array_size(rows) > 0 ? json_incref(json_array_get(rows, 0)) : json_null();
+	json_decref(rows);
+	return out;
+}
+
+int cdcs_pss_store_device_seen(struct db *db, const char *dm_id, const char *account,
+                               const char *capability)
+{
+	sqlite3_stmt *st;
+
+	st = db_prepare(db, "INSERT INTO device (dm_id, account, capability, last_seen)"
+	                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (dm_id) DO UPDATE SET"
+	                    " account = excluded.account, capability = excluded.capability,"
+	                    " last_seen = excluded.last_seen");
+	if (st == NULL)
+		return -1;
+	if (sqlite3_bind_text(st, 1, dm_id, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, account, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 3, capability, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, (int64_t)time(NULL)) != SQLITE_OK) {
+		log_err("cannot bind: %s", db_errmsg(db));
+		sqlite3_reset(st);
+		return -1;
+	}
+	return cdcs_pss_step(db, st, "record a device") == SQLITE_DONE ? 0 : -1;
+}
+
+/* The platform of a stored capability, or null. */
+static json_t *cdcs_pss_col_platform(sqlite3_stmt *st, int i)
+{
+	json_t *cap = cdcs_pss_col_json(st, i), *p;
+
+	p = json_incref(json_object_get(cap, "platform"));
+	json_decref(cap);
+	return p != NULL ? p : json_null();
+}
+
+static json_t *cdcs_pss_row_device(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:I}", "dm_id", cdcs_pss_col_str(st, 0), "account",
+	                 cdcs_pss_col_str(st, 1), "capability", cdcs_pss_col_json(st, 2),
+	                 "platform", cdcs_pss_col_platform(st, 2), "last_seen",
+	                 (json_int_t)sqlite3_column_int64(st, 3));
+}
+
+json_t *cdcs_pss_store_device_row(struct db *db, const char *dm_id)
+{
+	json_t *rows, *out;
+
+	if ((rows = cdcs_pss_rows(db,
+	                          "SELECT dm_id, account, capability, last_seen FROM device"
+	                          " WHERE dm_id = ?1",
+	                          dm_id, 0, cdcs_pss_row_device, "a device")) == NULL)
+		return NULL;
+	out = json_array_size(rows) > 0 ? json_incref(json_array_get(rows, 0)) : json_null();
+	json_decref(rows);
+	return out;
+}
+
+/* A device as listed: without its capability, but its platform. */
+static json_t *cdcs_pss_row_device_item(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:o, s:o, s:I}", "dm_id", cdcs_pss_col_str(st, 0), "account",
+	                 cdcs_pss_col_str(st, 1), "platform", cdcs_pss_col_platform(st, 2),
+	                 "last_seen", (json_int_t)sqlite3_column_int64(st, 3));
+}
+
+static json_t *cdcs_pss_row_device_cdcs(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:o, s:o, s:I, s:o}", "vendor", cdcs_pss_col_str(st, 0), "name",
+	                 cdcs_pss_col_str(st, 1), "variant", cdcs_pss_col_str(st, 2),
+	                 "version_number", (json_int_t)sqlite3_column_int64(st, 3), "state",
+	                 cdcs_pss_col_str(st, 4));
+}
+
+json_t *cdcs_pss_store_devices(struct db *db, const char *account, const char *vendor,
+                               const char *name, int limit)
+{
+	sqlite3_stmt *st;
+	json_t *out, *dev, *cdcs;
+	size_t i;
+
+	/* A CDCS the agent reported removed is one the device no longer has. */
+	st = db_prepare(db, "SELECT dm_id, account, capability, last_seen FROM device"
+	                    " WHERE (?1 IS NULL OR account = ?1) AND (?2 IS NULL OR EXISTS"
+	                    "  (SELECT 1 FROM device_cdcs c WHERE c.dm_id = device.dm_id"
+	                    "   AND c.vendor = ?2 AND c.name = ?3 AND c.state <> 'removed'))"
+	                    " ORDER BY dm_id LIMIT ?4");
+	if (st == NULL)
+		return NULL;
+	if (cdcs_pss_bind_text(st, 1, account) != SQLITE_OK ||
+	    cdcs_pss_bind_text(st, 2, vendor) != SQLITE_OK ||
+	    cdcs_pss_bind_text(st, 3, name) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 4, limit) != SQLITE_OK) {
+		log_err("cannot list the devices: %s", db_errmsg(db));
+		sqlite3_reset(st);
+		return NULL;
+	}
+	if ((out = cdcs_pss_rows_step(db, st, cdcs_pss_row_device_item, "the devices")) == NULL)
+		return NULL;
+	json_array_foreach(out, i, dev)
+	{
+		cdcs = cdcs_pss_rows(db,
+		                     "SELECT vendor, name, variant, version_number, state"
+		                     " FROM device_cdcs WHERE dm_id = ?1 ORDER BY vendor, name",
+		                     json_string_value(json_object_get(dev, "dm_id")), 0,
+		                     cdcs_pss_row_device_cdcs, "a device's CDCSs");
+		if (json_object_set_new(dev, "cdcs", cdcs) == -1) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+static json_t *cdcs_pss_row_slot(sqlite3_stmt *st)
+{
+	return json_pack("{s:o, s:I, s:o}", "state", cdcs_pss_col_str(st, 0), "version_number",
+	                 (json_int_t)sqlite3_column_int64(st, 1), "error", cdcs_pss_col_str(st, 2));
+}
+
+json_t *cdcs_pss_store_slot(struct db *db, const char *dm_id, const char *vendor, const char *name)
+{
+	sqlite3_stmt *st;
+	json_t *out = NULL;
+	int rc;
+
+	st = db_prepare(db, "SELECT state, version_number, error FROM device_cdcs"
+	                    " WHERE dm_id = ?1 AND vendor = ?2 AND name = ?3");
+	if (st == NULL)
+		return NULL;
+	if (sqlite3_bind_text(st, 1, dm_id, -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 2, vendor, -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 3, name, -1, SQLITE_TRANSIENT) == SQLITE_OK) {
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			out = cdcs_pss_row_slot(st);
+		else if (rc == SQLITE_DONE)
+			out = json_null();
+	}
+	if (out == NULL)
+		log_err("cannot read %s's %s/%s: %s", dm_id, vendor, name, db_errmsg(db));
+	sqlite3_reset(st);
+	return out;
+}
+
+json_t *cdcs_pss_store_rule_json(struct db *db, const char *name)
+{
+	json_t *rows, *out;
+
+	if ((rows = cdcs_pss_rows(db, "SELECT rule FROM policy_rule WHERE name = ?1", name, 0,
+	                          cdcs_pss_row_json, "a policy rule")) == NULL)
+		return NULL;
+	out = json_array_size(rows) > 0 ? json_incref(json_array_get(rows, 0)) : json_null();
+	json_decref(rows);
+	return out;
 }

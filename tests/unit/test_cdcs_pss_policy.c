@@ -349,6 +349,121 @@ static void test_names(void **state)
 	assert_false(policy_name_ok("ca hw"));
 }
 
+/* Every rule explained, in decision order, agreeing with the decision. */
+static void test_explain(void **state)
+{
+	struct fixture *f = *state;
+	struct capability hw = cap_of("linux-x86_64", "trustzone", 1, "uhd");
+	struct capability plain = cap_of("android-arm64", "none", 0, "sd");
+	const char *levels[] = {"premium", "basic"};
+	struct policy_explanation ex;
+	struct policy_decision d;
+
+	assert_int_equal(policy_decide(f->rules, N_RULES, &hw, levels, 2, &d), 0);
+	assert_int_equal(policy_explain(f->rules, N_RULES, &hw, levels, 2, &d, &ex), 0);
+	assert_int_equal(ex.n, 3);
+	assert_string_equal(ex.v[0].rule->name, "ca-hw");
+	assert_true(ex.v[0].matched && ex.v[0].chosen);
+	assert_string_equal(ex.v[0].why, "chosen: rights basic,premium");
+	assert_string_equal(ex.v[1].rule->name, "ca-sw");
+	assert_true(ex.v[1].matched);
+	assert_false(ex.v[1].chosen);
+	assert_string_equal(ex.v[1].why, "slot vendor-a/sample-ca already taken by rule 'ca-hw'");
+	assert_string_equal(ex.v[2].rule->name, "drm-premium");
+	assert_true(ex.v[2].chosen);
+	assert_string_equal(ex.v[2].why, "chosen: rights premium");
+	policy_explanation_free(&ex);
+	policy_decision_free(&d);
+
+	/* Every unmet condition is named, the entitlement first. */
+	assert_int_equal(policy_decide(f->rules, N_RULES, &plain, levels + 1, 1, &d), 0);
+	assert_int_equal(policy_explain(f->rules, N_RULES, &plain, levels + 1, 1, &d, &ex), 0);
+	assert_false(ex.v[0].matched || ex.v[0].chosen);
+	assert_string_equal(ex.v[0].why,
+	                    "when.secure_video_path: device has false, rule wants true; "
+	                    "when.tee: device has none, rule wants trustzone,sgx; "
+	                    "when.platform: device has android-arm64, rule wants linux-x86_64");
+	assert_true(ex.v[1].chosen);
+	assert_string_equal(ex.v[1].why, "chosen: rights basic");
+	assert_false(ex.v[2].matched);
+	assert_string_equal(ex.v[2].why, "entitlement 'premium' missing");
+	policy_explanation_free(&ex);
+	policy_decision_free(&d);
+}
+
+static void test_explain_json_and_resolution(void **state)
+{
+	struct policy_rule r;
+	struct capability sd = cap_of("linux-x86_64", "none", 0, "sd");
+	const char *levels[] = {"gold"};
+	struct policy_explanation ex;
+	struct policy_decision d;
+	json_t *j, *want;
+
+	parse_ok("{\"name\":\"r\",\"priority\":7,\"entitlement\":\"basic\","
+	         "\"when\":{\"max_resolution\":[\"hd\",\"fhd\"]},"
+	         "\"vendor\":\"v\",\"cdcs\":\"c\",\"variant\":\"x\",\"min_version\":1,"
+	         "\"grants\":[]}",
+	         &r);
+	assert_int_equal(policy_decide(&r, 1, &sd, levels, 1, &d), 0);
+	assert_int_equal(policy_explain(&r, 1, &sd, levels, 1, &d, &ex), 0);
+	j = policy_explanation_to_json(&ex);
+	want =
+	    json_pack("[{s:s, s:i, s:s, s:s, s:s, s:b, s:b, s:s}]", "name", "r", "priority", 7,
+	              "vendor", "v", "cdcs", "c", "variant", "x", "matched", 0, "chosen", 0, "why",
+	              "entitlement 'basic' missing; when.max_resolution: device has sd, rule "
+	              "wants hd,fhd");
+	assert_true(json_equal(j, want));
+	json_decref(j);
+	json_decref(want);
+	policy_explanation_free(&ex);
+	policy_decision_free(&d);
+
+	/* No rules: nothing to explain, and no failure. */
+	assert_int_equal(policy_decide(NULL, 0, &sd, levels, 1, &d), 0);
+	assert_int_equal(policy_explain(NULL, 0, &sd, levels, 1, &d, &ex), 0);
+	assert_int_equal(ex.n, 0);
+	j = policy_explanation_to_json(&ex);
+	assert_int_equal(json_array_size(j), 0);
+	json_decref(j);
+	policy_explanation_free(&ex);
+	policy_decision_free(&d);
+	policy_rule_free(&r);
+}
+
+/* A `when` alone (a campaign's filter) is checked and evaluated as a rule's. */
+static void test_when_alone(void **state)
+{
+	struct policy_when w;
+	struct capability tz = cap_of("linux-x86_64", "trustzone", 1, "uhd");
+	struct capability none = cap_of("linux-x86_64", "none", 1, "uhd");
+	json_t *j = json_loads("{\"tee\":[\"trustzone\"],\"secure_video_path\":true}", 0, NULL);
+	char err[256];
+
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(schema_decode(j, policy_when_fields, &w, "when", err, sizeof(err)), 0);
+	assert_int_equal(policy_when_check(&w, "filter.when", err, sizeof(err)), 0);
+	assert_true(policy_when_holds(&w, &tz));
+	assert_false(policy_when_holds(&w, &none));
+	json_decref(j);
+	schema_free(policy_when_fields, &w);
+
+	j = json_loads("{\"tee\":[\"trustzon\"]}", 0, NULL);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(schema_decode(j, policy_when_fields, &w, "when", err, sizeof(err)), 0);
+	assert_int_equal(policy_when_check(&w, "filter.when", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "'filter.when.tee[0]'"));
+	json_decref(j);
+	schema_free(policy_when_fields, &w);
+
+	/* No condition: every device. */
+	memset(&w, 0, sizeof(w));
+	assert_true(policy_when_holds(&w, &none));
+	j = policy_when_to_json(&w);
+	assert_int_equal(json_object_size(j), 0);
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +475,9 @@ int main(void)
 	    cmocka_unit_test(test_resolution_and_svp_false),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_names),
+	    cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
+	    cmocka_unit_test(test_explain_json_and_resolution),
+	    cmocka_unit_test(test_when_alone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
