@@ -45,6 +45,8 @@ static const struct httpd_route dm_iss_routes[] = {
     {EVHTTP_REQ_POST, "/v1/agent/personalize", dm_iss_personalize, dm_iss_personalize_fields,
      sizeof(struct dm_iss_personalize_body)},
     {EVHTTP_REQ_GET, "/v1/internal/dm/*", dm_iss_lookup, NULL, 0},
+    {EVHTTP_REQ_GET, "/v1/admin/dms", dm_iss_admin_dms, NULL, 0},
+    {EVHTTP_REQ_GET, "/v1/admin/dms/*", dm_iss_admin_dm, NULL, 0},
     {0, NULL, NULL, NULL, 0},
 };
 

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -16,8 +17,11 @@
 
 #define DM_ISS_CERT_DAYS_DEFAULT 30
 #define DM_ISS_CERT_DAYS_MAX     397
+#define DM_ISS_HWID_MIN          4
 #define DM_ISS_HWID_MAX          64
-#define DM_ISS_DMID_HEX_BYTES    12 /* "dm-" + 24 hex characters */
+#define DM_ISS_ACCOUNT_MAX       64
+#define DM_ISS_LIST_MAX          1000 /* rows of one operator listing */
+#define DM_ISS_DMID_HEX_BYTES    12   /* "dm-" + 24 hex characters */
 #define DM_ISS_DMID_MAX          (3 + 2 * DM_ISS_DMID_HEX_BYTES + 1)
 #define DM_ISS_URL_MAX           512
 #define DM_ISS_ERRLEN            512
@@ -89,19 +93,32 @@ void dm_iss_personalize(struct httpd_req *req, void *arg);
 struct dm_iss_enrol {
 	char rid[HTTPD_RID_MAX + 1];
 	char hw_id[DM_ISS_HWID_MAX + 1];
-	char jti[REPLAY_JTI_MAX + 1]; /* of the enrolment token */
-	int64_t exp;                  /* of the enrolment token */
-	char key_fp[65];              /* dm_iss_csr_key_fp() of the CSR */
-	EVP_PKEY *pub;                /* the CSR's public key */
+	char jti[REPLAY_JTI_MAX + 1];         /* of the enrolment token */
+	int64_t exp;                          /* of the enrolment token */
+	char key_fp[65];                      /* dm_iss_csr_key_fp() of the CSR */
+	EVP_PKEY *pub;                        /* the CSR's public key */
+	char account[DM_ISS_ACCOUNT_MAX + 1]; /* the token's, "" if it had none we could use */
+	char actor[256];                      /* who asked, for the audit row */
 };
 
 /* fini: drop the requests still waiting for dm-mss (httpc is already freed). */
 void dm_iss_pending_drop(struct dm_iss *s);
 
-/* GET /v1/internal/dm/<dm_id> (lookup.c): a DM id's device, account and status, for the
- * CDCS daemons; and what fini drops of it, as above. */
+/* lookup.c: a DM id's device, account and status, for the CDCS daemons
+ * (GET /v1/internal/dm/<dm_id>) and operators (GET /v1/admin/dms?hw_id=, /v1/admin/dms/<id>);
+ * and what fini drops of them, as above. */
 void dm_iss_lookup(struct httpd_req *req, void *arg);
+void dm_iss_admin_dms(struct httpd_req *req, void *arg);
+void dm_iss_admin_dm(struct httpd_req *req, void *arg);
 void dm_iss_lookup_drop(struct dm_iss *s);
+
+/* check.c: 1 if s is a hw id (4-64 of A-Z a-z 0-9 . _ : -), an account (1-64 of A-Z a-z 0-9
+ * . _ -). */
+int dm_iss_hwid_ok(const char *s);
+int dm_iss_account_ok(const char *s);
+/* A DM id's status from its certificate (revoked, not_after) and what dm-mss says of its
+ * device: "revoked", "expired" or "active". */
+const char *dm_iss_dm_status(int cert_revoked, int64_t not_after, int64_t now, int mss_revoked);
 
 /* csr.c: the one subject CN (0/-1); 1 if the key is EC P-256; sha256 hex of its SPKI DER. */
 int dm_iss_csr_cn(X509_REQ *csr, char *buf, size_t len);
@@ -119,10 +136,12 @@ int dm_iss_issue(struct dm_iss *s, const struct dm_iss_enrol *e, struct dm_iss_i
  * 0 none (a revoked one is not given again: the spent jti then makes it a 409), -1 error.
  */
 int dm_iss_store_find(struct db *db, const char *jti, struct dm_iss_issued *out);
-/* The certificate of a DM id: 1 found (hw_id filled, *revoked 1 if revoked), 0 none, -1 error. */
-int dm_iss_store_by_dm(struct db *db, const char *dm_id, char *hw_id, size_t len, int *revoked,
-                       int64_t *not_after);
-/* Insert the certificate issued for a token. 0/-1; the caller holds the transaction. */
+/* The DM ids of hw_id, or the one dm_id (the other NULL), oldest first, at most
+ * DM_ISS_LIST_MAX: [{"dm_id", "hw_id", "status" (from the certificate alone), "issued_at",
+ * "expires_at"}], or NULL on error (logged). */
+json_t *dm_iss_store_dms(struct db *db, const char *hw_id, const char *dm_id, int64_t now);
+/* Insert the certificate issued for a token. 0/-1; the caller holds the transaction (and
+ * writes the dm.issue audit row in it). */
 int dm_iss_store_insert(struct db *db, const char *serial, const char *dm_id, const char *hw_id,
                         const char *jti, const char *csr_key_fp, const char *cert_pem,
                         int64_t not_after, int64_t issued_at);

@@ -1,14 +1,15 @@
 /*
  * dm-iss issue: step 10's certificate. The DM id and certificate are made first, then the
- * token's jti and the certificate are recorded in one transaction (synchronous=FULL): after
- * a crash either both are on disk, and a retry gets this certificate again, or neither is,
- * and a retry is a first attempt.
+ * token's jti, the certificate and its dm.issue audit row are recorded in one transaction
+ * (synchronous=FULL): after a crash either all are on disk, and a retry gets this certificate
+ * again, or none is, and a retry is a first attempt.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "opendm/audit.h"
 #include "opendm/jose.h"
 #include "opendm/log.h"
 #include "opendm/pki.h"
@@ -28,6 +29,7 @@ int dm_iss_issue(struct dm_iss *s, const struct dm_iss_enrol *e, struct dm_iss_i
 	char err[DM_ISS_ERRLEN];
 	int64_t now = (int64_t)time(NULL), nb = now - DM_ISS_BACKDATE_S;
 	X509 *cert = NULL;
+	json_t *detail = NULL;
 	int r, rc = -1, in_tx = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -65,13 +67,18 @@ int dm_iss_issue(struct dm_iss *s, const struct dm_iss_enrol *e, struct dm_iss_i
 	if (r == -1 ||
 	    dm_iss_store_insert(db, leaf.serial, out->dm_id, e->hw_id, e->jti, e->key_fp,
 	                        out->cert_pem, out->not_after, now) == -1 ||
+	    (detail = json_pack("{s:s, s:s?}", "hw_id", e->hw_id, "account",
+	                        e->account[0] != '\0' ? e->account : NULL)) == NULL ||
+	    audit_add(db, e->rid, e->actor, "dm.issue", out->dm_id, detail) == -1 ||
 	    db_commit(db) == -1)
 		goto fail;
+	json_decref(detail);
 	X509_free(cert);
 	return 0;
 fail:
 	if (in_tx)
 		db_rollback(db);
+	json_decref(detail);
 	X509_free(cert);
 	free(out->cert_pem);
 	out->cert_pem = NULL;

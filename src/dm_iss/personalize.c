@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "opendm/admin.h"
 #include "opendm/jose.h"
 #include "opendm/log.h"
 #include "opendm/pki.h"
@@ -61,17 +62,6 @@ struct dm_iss_pending {
 	struct dm_iss_enrol e;
 	int retry; /* the token already bought a certificate for this key */
 };
-
-/* 4-64 characters of A-Z a-z 0-9 . _ : - (the schema has checked the length). */
-static int dm_iss_hwid_ok(const char *s)
-{
-	for (; *s != '\0'; s++) {
-		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == ':' || *s == '-'))
-			return 0;
-	}
-	return 1;
-}
 
 /* Printable ASCII only, since it is logged. */
 static int dm_iss_text_ok(const char *s)
@@ -330,6 +320,12 @@ static int dm_iss_check(struct dm_iss *s, struct httpd_req *req, struct dm_iss_p
 	}
 	memcpy(p->e.jti, jti, strlen(jti) + 1);
 	p->e.exp = (int64_t)json_integer_value(json_object_get(claims, "exp"));
+	/* For the audit row only: dm-mss signed it, so a bad one is a bug there, not a refusal. */
+	v = json_object_get(claims, "account");
+	if (json_is_string(v) && dm_iss_account_ok(json_string_value(v)))
+		snprintf(p->e.account, sizeof(p->e.account), "%s", json_string_value(v));
+	else
+		log_rwarn(p->e.rid, "enrolment token of %s names no usable account", p->e.hw_id);
 	rc = 0;
 fail:
 	json_decref(claims);
@@ -360,6 +356,7 @@ void dm_iss_personalize(struct httpd_req *req, void *arg)
 	}
 	p->s = s;
 	snprintf(p->e.rid, sizeof(p->e.rid), "%s", httpd_req_id(req));
+	admin_actor(d, req, p->e.actor, sizeof(p->e.actor));
 	if (dm_iss_check(s, req, p) == -1)
 		goto fail;
 	/* Early answer for a token spent on another key; settled again after dm-mss. */

@@ -81,33 +81,54 @@ fail:
 	return ret;
 }
 
-int dm_iss_store_by_dm(struct db *db, const char *dm_id, char *hw_id, size_t len, int *revoked,
-                       int64_t *not_after)
+#define DM_ISS_DM_COLS "dm_id, hw_id, revoked_at IS NOT NULL, not_after, issued_at FROM issued_cert"
+
+json_t *dm_iss_store_dms(struct db *db, const char *hw_id, const char *dm_id, int64_t now)
 {
 	sqlite3_stmt *st;
-	int rc, ret = -1;
+	json_t *out = NULL, *row;
+	const char *dm, *hw;
+	int rc;
 
-	if ((st = db_prepare(db, "SELECT hw_id, revoked_at, not_after FROM issued_cert"
-	                         " WHERE dm_id = ?1")) == NULL)
-		return -1;
-	if (sqlite3_bind_text(st, 1, dm_id, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+	/* One statement each, so that each uses its index (CDCS daemons look DM ids up often). */
+	st = db_prepare(db, dm_id != NULL ? "SELECT " DM_ISS_DM_COLS " WHERE dm_id = ?1"
+	                                  : "SELECT " DM_ISS_DM_COLS " WHERE hw_id = ?1"
+	                                    " ORDER BY issued_at, dm_id LIMIT ?2");
+	if (st == NULL)
+		return NULL;
+	if (sqlite3_bind_text(st, 1, dm_id != NULL ? dm_id : hw_id, -1, SQLITE_TRANSIENT) !=
+	        SQLITE_OK ||
+	    (dm_id == NULL && sqlite3_bind_int(st, 2, DM_ISS_LIST_MAX) != SQLITE_OK)) {
 		log_err("cannot bind: %s", db_errmsg(db));
-		goto out;
+		goto fail;
 	}
-	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
-		ret = 0;
-		goto out;
+	if ((out = json_array()) == NULL)
+		goto nomem;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		dm = (const char *)sqlite3_column_text(st, 0);
+		hw = (const char *)sqlite3_column_text(st, 1);
+		row = json_pack("{s:s, s:s, s:s, s:I, s:I}", "dm_id", dm != NULL ? dm : "", "hw_id",
+		                hw != NULL ? hw : "", "status",
+		                dm_iss_dm_status(sqlite3_column_int(st, 2),
+		                                 sqlite3_column_int64(st, 3), now, 0),
+		                "issued_at", (json_int_t)sqlite3_column_int64(st, 4), "expires_at",
+		                (json_int_t)sqlite3_column_int64(st, 3));
+		if (json_array_append_new(out, row) == -1)
+			goto nomem;
 	}
-	if (rc != SQLITE_ROW || dm_iss_copy(hw_id, len, sqlite3_column_text(st, 0)) == -1) {
-		log_err("cannot look up DM id %s: %s", dm_id, db_errmsg(db));
-		goto out;
+	if (rc != SQLITE_DONE) {
+		log_err("cannot list DM ids: %s", db_errmsg(db));
+		goto fail;
 	}
-	*revoked = sqlite3_column_type(st, 1) != SQLITE_NULL;
-	*not_after = sqlite3_column_int64(st, 2);
-	ret = 1;
-out:
 	sqlite3_reset(st);
-	return ret;
+	return out;
+
+nomem:
+	log_err("out of memory");
+fail:
+	sqlite3_reset(st);
+	json_decref(out);
+	return NULL;
 }
 
 int dm_iss_store_insert(struct db *db, const char *serial, const char *dm_id, const char *hw_id,

@@ -52,13 +52,12 @@ static int dm_mss_bundle_check(struct httpd_req *req, struct dm_mss_bundle_body 
 	char err[DM_MSS_ERRLEN];
 
 	if (!dm_mss_hw_id_ok(b->hw_id)) {
-		httpd_reply_error(req, 400, "bad_request",
-		                  "body: key 'hw_id': 4-64 characters of A-Z a-z 0-9 . _ : -");
+		httpd_reply_error(req, 400, "bad_request", "body: key 'hw_id': " DM_MSS_HW_ID_WHAT);
 		return -1;
 	}
 	if (!dm_mss_account_ok(b->account)) {
 		httpd_reply_error(req, 400, "bad_request",
-		                  "body: key 'account': 1-64 characters of A-Z a-z 0-9 . _ -");
+		                  "body: key 'account': " DM_MSS_NAME_WHAT);
 		return -1;
 	}
 	if (capability_check(&b->capability, "capability", err, sizeof(err)) == -1) {
@@ -77,6 +76,7 @@ void dm_mss_bundle_create(struct httpd_req *req, void *arg)
 	char status[16], url[128], err[DM_MSS_ERRLEN];
 	const struct dm_mss_pkg *pkg;
 	char *token = NULL, *sig = NULL;
+	json_t *how = NULL;
 	struct dm_mss_admit a;
 	int found;
 
@@ -113,10 +113,19 @@ void dm_mss_bundle_create(struct httpd_req *req, void *arg)
 		httpd_reply_error(req, 500, "internal_error", "cannot sign the bundle");
 		goto fail;
 	}
-	if (dm_mss_record_device(d, &a, b->hw_id, &b->capability, now) == -1 ||
-	    db_commit(d->db) == -1) {
+	if ((how = json_pack("{s:s}", "via", "offline_bundle")) == NULL ||
+	    dm_mss_record_device(d, req, &a, b->hw_id, &b->capability, now, how) == -1) {
 		httpd_reply_error(req, 500, "internal_error", "database error");
 		goto fail;
+	}
+	/* Committed (or rolled back) with the device row and its device.register row. */
+	if (dm_mss_commit_audited(d, req, "offline_bundle.issue", b->hw_id,
+	                          json_pack("{s:s, s:s, s:I, s:I}", "account", a.account,
+	                                    "platform", pkg->platform, "version_number",
+	                                    (json_int_t)pkg->version_number, "expires_at",
+	                                    (json_int_t)(now + ttl))) == -1) {
+		httpd_reply_error(req, 500, "internal_error", "database error");
+		goto out;
 	}
 	dm_mss_package_url(pkg, url, sizeof(url));
 	log_rinfo(rid,
@@ -128,12 +137,12 @@ void dm_mss_bundle_create(struct httpd_req *req, void *arg)
 	             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "hw_id", b->hw_id, "manifest",
 	                       pkg->manifest, "package_url", url, "enrolment_token", token,
 	                       "dm_iss_url", dm_mss_conf(d)->dm_iss_url, "bundle_sig", sig));
-	free(token);
-	free(sig);
-	return;
+	goto out;
 
 fail:
 	db_rollback(d->db);
+out:
+	json_decref(how);
 	free(token);
 	free(sig);
 }

@@ -46,6 +46,11 @@ int dm_mss_cpe_cn_ok(const char *s)
 	return s != NULL && dm_mss_chars_ok(s, 1, DM_MSS_CPE_CN_MAX, "._-");
 }
 
+int dm_mss_device_status_ok(const char *s)
+{
+	return s != NULL && (strcmp(s, "active") == 0 || strcmp(s, "revoked") == 0);
+}
+
 int dm_mss_code_normalize(const char *in, char out[DM_MSS_CODE_LEN + 1])
 {
 	size_t n = 0;
@@ -155,7 +160,8 @@ int dm_mss_authorize_bundle_maker(struct daemon_ctx *d, struct httpd_req *req)
 
 	/* Same CA rule as admin_authorize(): OU alone means nothing from another CA. */
 	if (p != NULL && d->admin_ca_fp[0] != '\0' && strcmp(p->issuer_fp, d->admin_ca_fp) == 0 &&
-	    (strcmp(p->ou, "admin") == 0 || strcmp(p->ou, "offline") == 0))
+	    (admin_peer_has_role(p, "admin") || admin_peer_has_role(p, "subscribers") ||
+	     strcmp(p->ou, "offline") == 0))
 		return 1;
 	log_rwarn(httpd_req_id(req), "refused offline bundle request from '%s'",
 	          p != NULL ? p->subject_cn : "?");

@@ -57,11 +57,11 @@ void dm_mss_code_create(struct httpd_req *req, void *arg)
 	sqlite3_stmt *s;
 	int rc;
 
-	if (!admin_authorize(d, req))
+	if (!admin_authorize(d, req, ADMIN_ROLE_SUBSCRIBERS))
 		return;
 	if (!dm_mss_account_ok(b->account)) {
 		httpd_reply_error(req, 400, "bad_request",
-		                  "body: key 'account': 1-64 characters of A-Z a-z 0-9 . _ -");
+		                  "body: key 'account': " DM_MSS_NAME_WHAT);
 		return;
 	}
 	ttl = b->ttl_s > 0 ? b->ttl_s : DM_MSS_CODE_TTL;
@@ -80,9 +80,14 @@ void dm_mss_code_create(struct httpd_req *req, void *arg)
 		httpd_reply_error(req, 500, "internal_error", "cannot make a code");
 		return;
 	}
+	if (db_begin(d->db) == -1) {
+		httpd_reply_error(req, 500, "internal_error", "database error");
+		goto done;
+	}
 	s = db_prepare(d->db, "INSERT INTO activation_code (code_hash, subscriber_id, created_at,"
 	                      " expires_at) VALUES (?, ?, ?, ?)");
 	if (s == NULL) {
+		db_rollback(d->db);
 		httpd_reply_error(req, 500, "internal_error", "database error");
 		goto done;
 	}
@@ -95,6 +100,14 @@ void dm_mss_code_create(struct httpd_req *req, void *arg)
 	if (rc != SQLITE_DONE) {
 		/* A collision of 60 random bits, or a database error: either way, no code. */
 		log_rerr(httpd_req_id(req), "insert activation code: %s", db_errmsg(d->db));
+		db_rollback(d->db);
+		httpd_reply_error(req, 500, "internal_error", "database error");
+		goto done;
+	}
+	/* The hash prefix the logs use, never the code: the row must not let anyone enrol. */
+	if (dm_mss_commit_audited(d, req, "code.issue", b->account,
+	                          json_pack("{s:s%, s:I}", "code_id", hash, (size_t)8, "expires_at",
+	                                    (json_int_t)expires)) == -1) {
 		httpd_reply_error(req, 500, "internal_error", "database error");
 		goto done;
 	}

@@ -1,7 +1,7 @@
 /*
  * dm-mss cpe: the registry of CPEs (set-top boxes, by their certificate's CN) whose pairing
- * assertions authenticate devices for a subscriber. Operators register a CPE to an account
- * and deactivate it (lost, returned, replaced) or activate it again.
+ * assertions authenticate devices for a subscriber. Operators register a CPE to an account,
+ * deactivate it (lost, returned, replaced) or activate it again, and list them.
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,8 +29,7 @@ static int dm_mss_cpe_cn_check(struct httpd_req *req, const char *where, const c
 {
 	if (dm_mss_cpe_cn_ok(cn))
 		return 0;
-	httpd_reply_error(req, 400, "bad_request", "%s: 1-64 characters of A-Z a-z 0-9 . _ -",
-	                  where);
+	httpd_reply_error(req, 400, "bad_request", "%s: " DM_MSS_NAME_WHAT, where);
 	return -1;
 }
 
@@ -43,37 +42,43 @@ void dm_mss_cpe_create(struct httpd_req *req, void *arg)
 	sqlite3_stmt *s;
 	int rc;
 
-	if (!admin_authorize(d, req) || dm_mss_cpe_cn_check(req, "body: key 'cn'", b->cn) == -1)
+	if (!admin_authorize(d, req, ADMIN_ROLE_SUBSCRIBERS) ||
+	    dm_mss_cpe_cn_check(req, "body: key 'cn'", b->cn) == -1)
 		return;
 	if (!dm_mss_account_ok(b->account)) {
 		httpd_reply_error(req, 400, "bad_request",
-		                  "body: key 'account': 1-64 characters of A-Z a-z 0-9 . _ -");
+		                  "body: key 'account': " DM_MSS_NAME_WHAT);
+		return;
+	}
+	if (db_begin(d->db) == -1) {
+		httpd_reply_error(req, 500, "internal_error", "database error");
 		return;
 	}
 	if ((rc = dm_mss_subscriber_find(d, b->account, &sub_id, &limit, sub_status,
 	                                 sizeof(sub_status))) == 0) {
+		db_rollback(d->db);
 		httpd_reply_error(req, 404, "unknown_subscriber", "no subscriber %s", b->account);
 		return;
 	}
 	s = rc == 1 ? db_prepare(d->db, "INSERT INTO cpe (cn, subscriber_id, status, created_at)"
 	                                " VALUES (?, ?, 'active', ?)")
 	            : NULL;
-	if (s == NULL) {
-		log_rerr(httpd_req_id(req), "insert cpe: %s", db_errmsg(d->db));
-		httpd_reply_error(req, 500, "internal_error", "database error");
-		return;
-	}
+	if (s == NULL)
+		goto fail;
 	sqlite3_bind_text(s, 1, b->cn, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, sub_id);
 	sqlite3_bind_int64(s, 3, now);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		db_rollback(d->db);
 		httpd_reply_error(req, 409, "cpe_exists", "CPE %s is registered", b->cn);
 		return;
 	}
-	if (rc != SQLITE_DONE) {
-		log_rerr(httpd_req_id(req), "insert cpe: %s", db_errmsg(d->db));
+	if (rc != SQLITE_DONE)
+		goto fail;
+	if (dm_mss_commit_audited(d, req, "cpe.add", b->cn,
+	                          json_pack("{s:s}", "account", b->account)) == -1) {
 		httpd_reply_error(req, 500, "internal_error", "database error");
 		return;
 	}
@@ -82,43 +87,73 @@ void dm_mss_cpe_create(struct httpd_req *req, void *arg)
 	dm_mss_reply(req, 201,
 	             json_pack("{s:s, s:s, s:s, s:I}", "cn", b->cn, "account", b->account, "status",
 	                       "active", "created_at", (json_int_t)now));
+	return;
+
+fail:
+	log_rerr(httpd_req_id(req), "insert cpe: %s", db_errmsg(d->db));
+	db_rollback(d->db);
+	httpd_reply_error(req, 500, "internal_error", "database error");
 }
 
 void dm_mss_cpe_status(struct httpd_req *req, void *arg)
 {
 	struct daemon_ctx *d = arg;
 	struct dm_mss_cpe_status_body *b = httpd_req_body(req);
-	sqlite3_stmt *s;
-	int rc, changed;
+	char actor[256], from[16];
+	int rc;
 
-	if (!admin_authorize(d, req) || dm_mss_cpe_cn_check(req, "body: key 'cn'", b->cn) == -1)
+	if (!admin_authorize(d, req, ADMIN_ROLE_SUBSCRIBERS) ||
+	    dm_mss_cpe_cn_check(req, "body: key 'cn'", b->cn) == -1)
 		return;
 	if (strcmp(b->status, "active") != 0 && strcmp(b->status, "inactive") != 0) {
 		httpd_reply_error(req, 400, "bad_request",
 		                  "body: key 'status': must be active or inactive");
 		return;
 	}
-	if ((s = db_prepare(d->db, "UPDATE cpe SET status = ? WHERE cn = ?")) == NULL) {
+	rc = dm_mss_status_set(d->db, httpd_req_id(req), admin_actor(d, req, actor, sizeof(actor)),
+	                       &dm_mss_cpe_status_kind, b->cn, b->status, (int64_t)time(NULL), from,
+	                       sizeof(from));
+	if (rc == -1) {
 		httpd_reply_error(req, 500, "internal_error", "database error");
 		return;
 	}
-	sqlite3_bind_text(s, 1, b->status, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, b->cn, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	changed = sqlite3_changes(db_handle(d->db));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		log_rerr(httpd_req_id(req), "update cpe: %s", db_errmsg(d->db));
-		httpd_reply_error(req, 500, "internal_error", "database error");
-		return;
-	}
-	if (changed == 0) {
+	if (rc == 0) {
 		httpd_reply_error(req, 404, "unknown_cpe", "no CPE %s", b->cn);
 		return;
 	}
-	log_rinfo(httpd_req_id(req), "CPE %s set %s by '%s'", b->cn, b->status,
+	log_rinfo(httpd_req_id(req), "CPE %s set %s (was %s) by '%s'", b->cn, b->status, from,
 	          httpd_req_peer(req)->subject_cn);
 	dm_mss_reply(req, 200, json_pack("{s:s, s:s}", "cn", b->cn, "status", b->status));
+}
+
+void dm_mss_cpe_list(struct httpd_req *req, void *arg)
+{
+	static const char *const keys[] = {"cn", "account", "status", "created_at", NULL};
+	struct daemon_ctx *d = arg;
+	char account[DM_MSS_ACCOUNT_MAX + 1];
+	json_t *rows = NULL;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!admin_authorize(d, req, ADMIN_ROLE_READ) ||
+	    (rc = dm_mss_query(req, "account", account, sizeof(account), dm_mss_account_ok,
+	                       DM_MSS_NAME_WHAT)) == -1)
+		return;
+	s = db_prepare(d->db, "SELECT c.cn, s.account, c.status, c.created_at FROM cpe c"
+	                      " JOIN subscriber s ON s.id = c.subscriber_id"
+	                      " WHERE (?1 IS NULL OR s.account = ?1)"
+	                      " ORDER BY c.created_at, c.cn LIMIT ?2");
+	if (s != NULL) {
+		if (rc == 1)
+			sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, DM_MSS_LIST_MAX);
+		rows = dm_mss_rows(d->db, s, keys);
+	}
+	if (rows == NULL) {
+		httpd_reply_error(req, 500, "internal_error", "database error");
+		return;
+	}
+	dm_mss_reply(req, 200, json_pack("{s:o}", "cpes", rows));
 }
 
 void dm_mss_cpe_get(struct httpd_req *req, void *arg)
@@ -129,7 +164,7 @@ void dm_mss_cpe_get(struct httpd_req *req, void *arg)
 	sqlite3_stmt *s;
 	int rc;
 
-	if (!admin_authorize(d, req) || dm_mss_cpe_cn_check(req, "cn", cn) == -1)
+	if (!admin_authorize(d, req, ADMIN_ROLE_READ) || dm_mss_cpe_cn_check(req, "cn", cn) == -1)
 		return;
 	s = db_prepare(d->db, "SELECT s.account, c.status, c.created_at FROM cpe c"
 	                      " JOIN subscriber s ON s.id = c.subscriber_id WHERE c.cn = ?");

@@ -30,6 +30,9 @@
 #define DM_MSS_CPE_CN_MAX   64    /* a CPE certificate's CN, the key of the CPE registry */
 #define DM_MSS_CPE_PEM_MAX  16384 /* the CPE certificate chain a device passes on */
 #define DM_MSS_PURGE_S      600   /* how often spent pairing assertions are forgotten */
+#define DM_MSS_LIST_MAX     1000  /* rows of one operator listing */
+#define DM_MSS_NAME_WHAT    "1-64 characters of A-Z a-z 0-9 . _ -" /* accounts, CPE cns */
+#define DM_MSS_HW_ID_WHAT   "4-64 characters of A-Z a-z 0-9 . _ : -"
 
 extern const struct daemon_role dm_mss_role;
 extern const struct db_migration dm_mss_migrations[];
@@ -91,6 +94,8 @@ int64_t dm_mss_bundle_ttl(const struct daemon_ctx *d);
 int dm_mss_hw_id_ok(const char *s);
 int dm_mss_account_ok(const char *s);
 int dm_mss_cpe_cn_ok(const char *s);
+/* A device status an operator may filter on: active or revoked. */
+int dm_mss_device_status_ok(const char *s);
 /* Canonical activation code (12 upper-case characters of the code alphabet) from what a user
  * typed: case-insensitive, dashes ignored. 0/-1. */
 int dm_mss_code_normalize(const char *in, char out[DM_MSS_CODE_LEN + 1]);
@@ -100,14 +105,43 @@ int dm_mss_sha256_hex(const void *data, size_t len, char out[65]);
 int dm_mss_sha256_file(const char *path, char out[65], int64_t *size, char *err, size_t errlen);
 /* 1 if the TLS peer holds an application certificate, else replies 403 not_application. */
 int dm_mss_authorize_app(struct daemon_ctx *d, struct httpd_req *req);
-/* 1 if the peer is an operator (OU admin) or a commissioned offline-bundle maker (OU offline),
- * both from the service CA; else replies 403 forbidden. */
+/* 1 if the peer is an operator (role admin or subscribers) or a commissioned offline-bundle
+ * maker (OU offline), both from the service CA; else replies 403 forbidden. */
 int dm_mss_authorize_bundle_maker(struct daemon_ctx *d, struct httpd_req *req);
 
 /* Column col of the current row as text, "" for NULL (or out of memory). */
 const char *dm_mss_col_text(sqlite3_stmt *s, int col);
 /* Reply with body (stolen), or 500 when building it failed (body NULL). */
 void dm_mss_reply(struct httpd_req *req, int status, json_t *body);
+
+/* query.c: the query parameter key into buf, checked with ok(): 1 found, 0 absent, -1 after
+ * replying 400 bad_request naming the parameter (what says what is allowed). */
+int dm_mss_query(struct httpd_req *req, const char *key, char *buf, size_t len,
+                 int (*ok)(const char *), const char *what);
+/* Step s to its end (then reset it): an array of one object per row, the columns named by
+ * keys (NULL-terminated), or with keys NULL of column 0's values. NULL on error (logged). */
+json_t *dm_mss_rows(struct db *db, sqlite3_stmt *s, const char *const *keys);
+
+/* store.c: an operator's change of a row's status, as the handlers of subscribers, CPEs and
+ * device revocation make it. */
+struct dm_mss_status_kind {
+	const char *select; /* the row's status: ?1 is the key */
+	const char *update; /* ?1 the new status, ?2 the key, ?3 (if used) the time */
+	const char *action; /* what the audit row calls it */
+};
+extern const struct dm_mss_status_kind dm_mss_subscriber_status_kind;
+extern const struct dm_mss_status_kind dm_mss_cpe_status_kind;
+extern const struct dm_mss_status_kind dm_mss_device_revoke_kind;
+/* Set key's status and write the audit row (subject key, detail {"status", "from"}) in one
+ * transaction: 1 done (*from is the old status), 0 no such row, -1 error (logged). Nothing is
+ * written unless 1. */
+int dm_mss_status_set(struct db *db, const char *rid, const char *actor,
+                      const struct dm_mss_status_kind *k, const char *key, const char *status,
+                      int64_t now, char *from, size_t fromlen);
+/* Inside an open transaction: write the audit row of req's change (detail stolen; NULL is out
+ * of memory) and commit; on failure roll back. 0/-1 (logged). */
+int dm_mss_commit_audited(struct daemon_ctx *d, struct httpd_req *req, const char *action,
+                          const char *subject, json_t *detail);
 
 /* subscriber.c: look a subscriber up by account. 1 found, 0 unknown, -1 database error. */
 int dm_mss_subscriber_find(struct daemon_ctx *d, const char *account, int64_t *id,
@@ -142,9 +176,11 @@ const struct dm_mss_pkg *dm_mss_package_newest(const struct dm_mss_state *st, co
  * on refusal reply with the protocol's error and return -1. */
 int dm_mss_admit_device(struct daemon_ctx *d, struct httpd_req *req, const char *hw_id,
                         struct dm_mss_admit *a, int64_t device_limit, const char *sub_status);
-/* Insert the device, or refresh the platform and capability of an existing one. 0/-1. */
-int dm_mss_record_device(struct daemon_ctx *d, const struct dm_mss_admit *a, const char *hw_id,
-                         const struct capability *cap, int64_t now);
+/* Insert the device, or refresh the platform and capability of an existing one, with its
+ * device.register audit row (detail: account, platform, reinstall, and the keys of how,
+ * borrowed, which tell what vouched for it). Inside the caller's transaction. 0/-1. */
+int dm_mss_record_device(struct daemon_ctx *d, struct httpd_req *req, const struct dm_mss_admit *a,
+                         const char *hw_id, const struct capability *cap, int64_t now, json_t *how);
 /* The enrolment token for dm-iss (malloc'd), or NULL + err. */
 char *dm_mss_enrolment_token(struct daemon_ctx *d, const char *hw_id, const char *account,
                              const char *platform, int64_t ttl_s, char *err, size_t errlen);
@@ -157,13 +193,17 @@ void dm_mss_package_get(struct httpd_req *req, void *arg);      /* package_get.c
 void dm_mss_internal_device(struct httpd_req *req, void *arg);  /* device.c */
 void dm_mss_admin_device_get(struct httpd_req *req, void *arg);
 void dm_mss_admin_device_revoke(struct httpd_req *req, void *arg);
+void dm_mss_admin_device_list(struct httpd_req *req, void *arg);
 void dm_mss_subscriber_create(struct httpd_req *req, void *arg); /* subscriber.c */
 void dm_mss_subscriber_status(struct httpd_req *req, void *arg);
+void dm_mss_subscriber_list(struct httpd_req *req, void *arg);
+void dm_mss_subscriber_get(struct httpd_req *req, void *arg);
 void dm_mss_code_create(struct httpd_req *req, void *arg);   /* code.c */
 void dm_mss_bundle_create(struct httpd_req *req, void *arg); /* bundle.c */
 void dm_mss_cpe_create(struct httpd_req *req, void *arg);    /* cpe.c */
 void dm_mss_cpe_status(struct httpd_req *req, void *arg);
 void dm_mss_cpe_get(struct httpd_req *req, void *arg);
+void dm_mss_cpe_list(struct httpd_req *req, void *arg);
 
 /* Request bodies. */
 struct dm_mss_pairing_body {

@@ -42,6 +42,7 @@ struct dm_mss_auth {
 	int64_t device_limit;
 	char sub_status[16];
 	char what[128]; /* for the step 2 log line */
+	json_t *how;    /* for the device.register audit row */
 };
 
 /* The code row, looked up by hash, with its subscriber. */
@@ -122,6 +123,12 @@ static int dm_mss_code_auth(struct daemon_ctx *d, struct httpd_req *req, const c
 		return -1;
 	}
 	snprintf(au->what, sizeof(au->what), "activation code %.8s", hash);
+	/* The prefix code.issue recorded: enough to link the two, useless to enrol with. */
+	if ((au->how = json_pack("{s:s, s:s%}", "via", "activation_code", "code_id", hash,
+	                         (size_t)8)) == NULL) {
+		httpd_reply_error(req, 500, "internal_error", "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -161,6 +168,10 @@ static int dm_mss_pairing_auth(struct daemon_ctx *d, struct httpd_req *req,
 		return -1;
 	}
 	snprintf(au->what, sizeof(au->what), "paired with CPE %s", p->cpe);
+	if ((au->how = json_pack("{s:s, s:s}", "via", "pairing", "cpe", p->cpe)) == NULL) {
+		httpd_reply_error(req, 500, "internal_error", "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -170,8 +181,7 @@ static int dm_mss_download_check(struct httpd_req *req, struct dm_mss_download_b
 	char err[DM_MSS_ERRLEN];
 
 	if (!dm_mss_hw_id_ok(b->hw_id)) {
-		httpd_reply_error(req, 400, "bad_request",
-		                  "body: key 'hw_id': 4-64 characters of A-Z a-z 0-9 . _ : -");
+		httpd_reply_error(req, 400, "bad_request", "body: key 'hw_id': " DM_MSS_HW_ID_WHAT);
 		return -1;
 	}
 	if (capability_check(&b->capability, "capability", err, sizeof(err)) == -1) {
@@ -268,7 +278,7 @@ void dm_mss_download_request(struct httpd_req *req, void *arg)
 		goto fail;
 	}
 	if ((!paired && dm_mss_code_spend(d, hash, b->hw_id, now) == -1) ||
-	    dm_mss_record_device(d, &a, b->hw_id, &b->capability, now) == -1 ||
+	    dm_mss_record_device(d, req, &a, b->hw_id, &b->capability, now, au.how) == -1 ||
 	    db_commit(d->db) == -1) {
 		log_rerr(rid, "cannot record the enrolment: %s", db_errmsg(d->db));
 		httpd_reply_error(req, 500, "internal_error", "database error");
@@ -291,10 +301,12 @@ void dm_mss_download_request(struct httpd_req *req, void *arg)
 	             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "hw_id", b->hw_id, "account",
 	                       a.account, "manifest", pkg->manifest, "package_url", url,
 	                       "enrolment_token", token, "dm_iss_url", c->dm_iss_url));
+	json_decref(au.how);
 	free(token);
 	return;
 
 fail:
 	db_rollback(d->db);
+	json_decref(au.how);
 	free(token);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "opendm/audit.h"
 #include "opendm/jose.h"
 #include "opendm/log.h"
 #include "dm_mss.h"
@@ -82,10 +83,10 @@ int dm_mss_admit_device(struct daemon_ctx *d, struct httpd_req *req, const char 
 	return 0;
 }
 
-int dm_mss_record_device(struct daemon_ctx *d, const struct dm_mss_admit *a, const char *hw_id,
-                         const struct capability *cap, int64_t now)
+int dm_mss_record_device(struct daemon_ctx *d, struct httpd_req *req, const struct dm_mss_admit *a,
+                         const char *hw_id, const struct capability *cap, int64_t now, json_t *how)
 {
-	json_t *cj = capability_to_json(cap);
+	json_t *cj = capability_to_json(cap), *detail = NULL;
 	char *text = cj != NULL ? json_dumps(cj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	sqlite3_stmt *s;
 	int rc = -1;
@@ -114,9 +115,16 @@ int dm_mss_record_device(struct daemon_ctx *d, const struct dm_mss_admit *a, con
 	}
 	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
 	sqlite3_reset(s);
+	if (rc == 0 &&
+	    ((detail = json_pack("{s:s, s:s, s:b}", "account", a->account, "platform",
+	                         cap->platform, "reinstall", a->device_id != 0)) == NULL ||
+	     (how != NULL && json_object_update(detail, how) == -1) ||
+	     audit_req(d, req, "device.register", hw_id, detail) == -1))
+		rc = -1;
 fail:
 	if (rc == -1)
-		log_err("cannot record device %s: %s", hw_id, db_errmsg(d->db));
+		log_rerr(httpd_req_id(req), "cannot record device %s: %s", hw_id, db_errmsg(d->db));
+	json_decref(detail);
 	free(text);
 	return rc;
 }

@@ -26,7 +26,8 @@ static int dm_mss_package_reader(struct daemon_ctx *d, struct httpd_req *req)
 	if (strcmp(p->issuer_fp, st->app_ca_fp) == 0)
 		return 1;
 	return d->admin_ca_fp[0] != '\0' && strcmp(p->issuer_fp, d->admin_ca_fp) == 0 &&
-	       (strcmp(p->ou, "admin") == 0 || strcmp(p->ou, "offline") == 0);
+	       (admin_peer_has_role(p, "admin") || admin_peer_has_role(p, "subscribers") ||
+	        strcmp(p->ou, "offline") == 0);
 }
 
 void dm_mss_package_get(struct httpd_req *req, void *arg)

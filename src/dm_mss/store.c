@@ -1,7 +1,12 @@
 /*
- * dm-mss store: the role's schema, one migration per version. SQL stays portable
+ * dm-mss store: the role's schema, one migration per version, and the writes that share a
+ * shape: a change and its audit row always commit together. SQL stays portable
  * (DESIGN.md §7) so that a PostgreSQL backend can reuse it.
  */
+#include <stdio.h>
+
+#include "opendm/audit.h"
+#include "opendm/log.h"
 #include "dm_mss.h"
 
 const struct db_migration dm_mss_migrations[] = {
@@ -47,3 +52,81 @@ const struct db_migration dm_mss_migrations[] = {
         "CREATE INDEX cpe_subscriber ON cpe (subscriber_id);" REPLAY_TABLE_SQL},
     {0, NULL},
 };
+
+const struct dm_mss_status_kind dm_mss_subscriber_status_kind = {
+    "SELECT status FROM subscriber WHERE account = ?1",
+    "UPDATE subscriber SET status = ?1 WHERE account = ?2",
+    "subscriber.status",
+};
+
+const struct dm_mss_status_kind dm_mss_cpe_status_kind = {
+    "SELECT status FROM cpe WHERE cn = ?1",
+    "UPDATE cpe SET status = ?1 WHERE cn = ?2",
+    "cpe.status",
+};
+
+/* Revoking twice keeps the first time: that is when the device stopped being trusted. */
+const struct dm_mss_status_kind dm_mss_device_revoke_kind = {
+    "SELECT status FROM device WHERE hw_id = ?1",
+    "UPDATE device SET status = ?1, revoked_at = COALESCE(revoked_at, ?3) WHERE hw_id = ?2",
+    "device.revoke",
+};
+
+int dm_mss_status_set(struct db *db, const char *rid, const char *actor,
+                      const struct dm_mss_status_kind *k, const char *key, const char *status,
+                      int64_t now, char *from, size_t fromlen)
+{
+	sqlite3_stmt *s;
+	json_t *detail = NULL;
+	int rc, ret = -1;
+
+	if (db_begin(db) == -1)
+		return -1;
+	if ((s = db_prepare(db, k->select)) == NULL)
+		goto fail;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		snprintf(from, fromlen, "%s", dm_mss_col_text(s, 0));
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		ret = 0;
+	if (rc != SQLITE_ROW)
+		goto fail;
+	if ((s = db_prepare(db, k->update)) == NULL)
+		goto fail;
+	sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	if (sqlite3_bind_parameter_count(s) >= 3)
+		sqlite3_bind_int64(s, 3, now);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		log_rerr(rid, "%s %s: %s", k->action, key, db_errmsg(db));
+		goto fail;
+	}
+	if ((detail = json_pack("{s:s, s:s}", "status", status, "from", from)) == NULL ||
+	    audit_add(db, rid, actor, k->action, key, detail) == -1 || db_commit(db) == -1)
+		goto fail;
+	json_decref(detail);
+	return 1;
+
+fail:
+	json_decref(detail);
+	db_rollback(db);
+	return ret;
+}
+
+int dm_mss_commit_audited(struct daemon_ctx *d, struct httpd_req *req, const char *action,
+                          const char *subject, json_t *detail)
+{
+	int rc = -1;
+
+	if (detail == NULL)
+		log_rerr(httpd_req_id(req), "%s %s: out of memory", action, subject);
+	else if (audit_req(d, req, action, subject, detail) == 0 && db_commit(d->db) == 0)
+		rc = 0;
+	if (rc == -1)
+		db_rollback(d->db);
+	json_decref(detail);
+	return rc;
+}
