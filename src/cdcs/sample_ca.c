@@ -8,4 +8,4 @@
  */
 #include "sample_common.h"
 
-SAMPLE_CDCS(ca, "vendor-a", "sample-ca", "ca", SAMPLE_CA)
+SAMPLE_CDCS(ca, "vendor-a", "sample-ca", "ca")

@@ -51,8 +51,8 @@ struct sample_keys {
 struct sample_cdcs {
 	const struct odm_cdcs_host *host;
 	const struct odm_cdcs_ops *ops;
-	enum sample_system sys;
-	json_t *perso; /* perso.json as stored, or NULL while not personalized */
+	struct sample_system sys; /* "<vendor>/<name>" of ops: the kid prefix of our content */
+	json_t *perso;            /* perso.json as stored, or NULL while not personalized */
 	struct sample_keys keys;
 };
 
@@ -469,11 +469,10 @@ static int sample_perso_check(struct sample_cdcs *c, const json_t *d, int applyi
 	return 0;
 }
 
-int sample_init(const struct odm_cdcs_host *host, const struct odm_cdcs_ops *ops,
-                enum sample_system sys, void **ctx)
+int sample_init(const struct odm_cdcs_host *host, const struct odm_cdcs_ops *ops, void **ctx)
 {
 	struct sample_cdcs *c;
-	char err[SAMPLE_ERR], *text;
+	char err[SAMPLE_ERR], sys[2 * SAMPLE_VENDOR_MAX + 2], *text;
 	size_t len = 0;
 
 	if (host == NULL || host->abi_version != ODM_CDCS_ABI_VERSION || ctx == NULL ||
@@ -481,7 +480,12 @@ int sample_init(const struct odm_cdcs_host *host, const struct odm_cdcs_ops *ops
 		return -1;
 	c->host = host;
 	c->ops = ops;
-	c->sys = sys;
+	snprintf(sys, sizeof(sys), "%s/%s", ops->vendor, ops->name);
+	if (sample_system_parse(sys, &c->sys) == -1) {
+		sample_log(c, ODM_CDCS_LOG_ERR, "%.130s is no sample content system", sys);
+		free(c);
+		return -1;
+	}
 	/* An item that is there but not valid is a fault to show, not a reason to start over. */
 	if ((text = sample_store_text(c, "perso.json", SAMPLE_MAX_STATE, &len)) != NULL) {
 		c->perso = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
@@ -606,7 +610,7 @@ int sample_decrypt(void *ctx, const void *in, size_t inlen, void **out, size_t *
 		sample_log(c, ODM_CDCS_LOG_WARN, "not personalized: no content can be opened");
 		return -1;
 	}
-	if (sample_content_parse(c->sys, in, inlen, &sc, err, sizeof(err)) == -1) {
+	if (sample_content_parse(&c->sys, in, inlen, &sc, err, sizeof(err)) == -1) {
 		sample_log(c, ODM_CDCS_LOG_WARN, "%s", err);
 		return -1;
 	}

@@ -1,5 +1,5 @@
 /*
- * sample_common: what the two sample CDCSs (sample_ca.c, sample_drm.c) do the same way:
+ * sample_common: what the sample CDCSs (sample_ca*.c, sample_drm.c) do the same way:
  * the CDCS key pair, the personalization request and data, the sealed state, and the
  * decryption of content through sample_content.c. Each sample only names itself and its
  * content system; the functions below are its odm_cdcs_ops (include/opendm/cdcs.h).
@@ -18,9 +18,9 @@
 
 #include "sample_content.h"
 
-/* Start the CDCS of content system sys, whose ops table is ops (for vendor, name, kind). */
-int sample_init(const struct odm_cdcs_host *host, const struct odm_cdcs_ops *ops,
-                enum sample_system sys, void **ctx);
+/* Start the CDCS whose ops table is ops: vendor, name and kind, and the content system
+ * "<vendor>/<name>" it opens (sample_content.h). */
+int sample_init(const struct odm_cdcs_host *host, const struct odm_cdcs_ops *ops, void **ctx);
 int sample_perso_request(void *ctx, const char *ticket, char **request_json);
 int sample_perso_apply(void *ctx, const char *data, char **confirmation);
 int sample_decrypt(void *ctx, const void *in, size_t inlen, void **out, size_t *outlen);
@@ -29,9 +29,9 @@ void sample_fini(void *ctx);
 
 /*
  * The ops table and the entry point of a sample CDCS named id (ca, drm): the one place that
- * ties a sample's name and content system to the functions above.
+ * ties a sample's vendor, name (hence content system) and kind to the functions above.
  */
-#define SAMPLE_CDCS(id, vendor_, name_, kind_, sys)                                                \
+#define SAMPLE_CDCS(id, vendor_, name_, kind_)                                                     \
 	const struct odm_cdcs_ops *odm_cdcs_entry(uint32_t host_abi)                               \
 	    __attribute__((visibility("default")));                                                \
 	static int id##_init(const struct odm_cdcs_host *host, void **ctx);                        \
@@ -49,7 +49,7 @@ void sample_fini(void *ctx);
 	};                                                                                         \
 	static int id##_init(const struct odm_cdcs_host *host, void **ctx)                         \
 	{                                                                                          \
-		return sample_init(host, &id##_ops, sys, ctx);                                     \
+		return sample_init(host, &id##_ops, ctx);                                          \
 	}                                                                                          \
 	const struct odm_cdcs_ops *odm_cdcs_entry(uint32_t host_abi)                               \
 	{                                                                                          \

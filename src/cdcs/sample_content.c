@@ -1,5 +1,5 @@
 /*
- * sample_content: encrypt and decrypt the content of the two sample systems.
+ * sample_content: encrypt and decrypt the content of the sample systems.
  *
  * cjose does the JWE work, but it trusts whatever "alg" and "enc" a header names, so every
  * field of the protected header and the length of every part are checked here first: a
@@ -23,9 +23,9 @@
 #define SAMPLE_DRM_CEK    64   /* A256CBC-HS512: MAC key and AES key */
 #define SAMPLE_B64URL     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
-/* One system: its JWE parameters and the exact base64url lengths of the parts they imply. */
+/* One scheme: its JWE parameters and the exact base64url lengths of the parts they imply. */
 struct sample_format {
-	const char *name;
+	const char *suffix; /* "/<name>" of every system of the scheme */
 	const char *alg, *enc;
 	size_t ek_b64, iv_b64, tag_b64;
 	int has_cid;
@@ -33,27 +33,41 @@ struct sample_format {
 
 static const struct sample_format sample_formats[] = {
     /* A256KW wraps the 32-byte CEK into 40 bytes; GCM: 12-byte IV, 16-byte tag. */
-    [SAMPLE_CA] = {"vendor-a/sample-ca", "A256KW", "A256GCM", 54, 16, 22, 0},
+    [SAMPLE_CA] = {"/sample-ca", "A256KW", "A256GCM", 54, 16, 22, 0},
     /* dir: no encrypted key; CBC: 16-byte IV; HS512 tag truncated to 32 bytes. */
-    [SAMPLE_DRM] = {"vendor-b/sample-drm", "dir", "A256CBC-HS512", 0, 22, 43, 1},
+    [SAMPLE_DRM] = {"/sample-drm", "dir", "A256CBC-HS512", 0, 22, 43, 1},
 };
 
-int sample_system_parse(const char *s, enum sample_system *out)
+/* A vendor id as cdcsimg_valid_id() has it (a CDCS links no opendm library). */
+static int sample_vendor_ok(const char *s, size_t n)
 {
+	static const char alnum[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 	size_t i;
 
-	for (i = 0; s != NULL && i < sizeof(sample_formats) / sizeof(sample_formats[0]); i++) {
-		if (strcmp(s, sample_formats[i].name) == 0) {
-			*out = (enum sample_system)i;
+	if (n == 0 || n > SAMPLE_VENDOR_MAX || strchr(alnum, s[0]) == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (s[i] == '\0' || (strchr(alnum, s[i]) == NULL && strchr("._-", s[i]) == NULL))
+			return 0;
+	return 1;
+}
+
+int sample_system_parse(const char *s, struct sample_system *out)
+{
+	const char *slash = s != NULL ? strchr(s, '/') : NULL;
+	size_t i;
+
+	if (slash == NULL || !sample_vendor_ok(s, (size_t)(slash - s)))
+		return -1;
+	for (i = 0; i < sizeof(sample_formats) / sizeof(sample_formats[0]); i++) {
+		if (strcmp(slash, sample_formats[i].suffix) == 0) {
+			out->scheme = (enum sample_scheme)i;
+			snprintf(out->name, sizeof(out->name), "%s", s);
 			return 0;
 		}
 	}
 	return -1;
-}
-
-const char *sample_system_name(enum sample_system sys)
-{
-	return sample_formats[sys].name;
 }
 
 int sample_level_ok(const char *level)
@@ -116,15 +130,16 @@ static int sample_drm_cek(const unsigned char key[SAMPLE_KEY_LEN], const char *c
 	                  SAMPLE_DRM_INFO, sizeof(SAMPLE_DRM_INFO) - 1, cek, SAMPLE_DRM_CEK);
 }
 
-/* The cjose key of content for sys: the entitlement key itself, or the derived content key. */
-static cjose_jwk_t *sample_jwk(enum sample_system sys, const unsigned char key[SAMPLE_KEY_LEN],
+/* The cjose key of content of a scheme: the entitlement key itself, or the derived content
+ * key. */
+static cjose_jwk_t *sample_jwk(enum sample_scheme scheme, const unsigned char key[SAMPLE_KEY_LEN],
                                const char *cid)
 {
 	unsigned char cek[SAMPLE_DRM_CEK];
 	cjose_jwk_t *jwk = NULL;
 	cjose_err cerr;
 
-	if (sys == SAMPLE_CA)
+	if (scheme == SAMPLE_CA)
 		return cjose_jwk_create_oct_spec(key, SAMPLE_KEY_LEN, &cerr);
 	if (sample_drm_cek(key, cid, cek) == 0)
 		jwk = cjose_jwk_create_oct_spec(cek, sizeof(cek), &cerr);
@@ -132,11 +147,11 @@ static cjose_jwk_t *sample_jwk(enum sample_system sys, const unsigned char key[S
 	return jwk;
 }
 
-char *sample_content_encrypt(enum sample_system sys, const char *level,
+char *sample_content_encrypt(const struct sample_system *sys, const char *level,
                              const unsigned char key[SAMPLE_KEY_LEN], const void *pt, size_t len,
                              char *err, size_t errlen)
 {
-	const struct sample_format *f = &sample_formats[sys];
+	const struct sample_format *f = &sample_formats[sys->scheme];
 	char kid[128], cid[SAMPLE_CID_LEN + 1], *ser = NULL, *out = NULL;
 	unsigned char rnd[SAMPLE_CID_LEN / 2];
 	cjose_header_t *hdr = NULL;
@@ -153,7 +168,7 @@ char *sample_content_encrypt(enum sample_system sys, const char *level,
 		snprintf(err, errlen, "nothing to encrypt");
 		goto fail;
 	}
-	snprintf(kid, sizeof(kid), "%s/%s", f->name, level);
+	snprintf(kid, sizeof(kid), "%s/%s", sys->name, level);
 	cid[0] = '\0';
 	if (f->has_cid) {
 		/* A fresh content id per file, so no two files share a content key. */
@@ -164,7 +179,7 @@ char *sample_content_encrypt(enum sample_system sys, const char *level,
 		for (i = 0; i < sizeof(rnd); i++)
 			snprintf(cid + 2 * i, 3, "%02x", rnd[i]);
 	}
-	if ((jwk = sample_jwk(sys, key, cid)) == NULL) {
+	if ((jwk = sample_jwk(sys->scheme, key, cid)) == NULL) {
 		snprintf(err, errlen, "cannot make the content key");
 		goto fail;
 	}
@@ -216,16 +231,17 @@ static json_t *sample_header(const char *b64, size_t n)
 }
 
 /* The header names exactly alg, enc, kid (and cid for sample-drm); nothing else. */
-static int sample_header_check(const struct sample_format *f, json_t *h, struct sample_content *c,
+static int sample_header_check(const struct sample_system *sys, json_t *h, struct sample_content *c,
                                char *err, size_t errlen)
 {
+	const struct sample_format *f = &sample_formats[sys->scheme];
 	const char *alg, *enc, *kid, *cid, *key;
-	size_t plen = strlen(f->name);
+	size_t plen = strlen(sys->name);
 	json_t *v;
 
 	kid = json_string_value(json_object_get(h, "kid"));
-	if (kid == NULL || strncmp(kid, f->name, plen) != 0 || kid[plen] != '/') {
-		snprintf(err, errlen, "content is not %s content (kid %.80s)", f->name,
+	if (kid == NULL || strncmp(kid, sys->name, plen) != 0 || kid[plen] != '/') {
+		snprintf(err, errlen, "content is not %s content (kid %.80s)", sys->name,
 		         kid != NULL ? kid : "missing");
 		return -1;
 	}
@@ -257,17 +273,17 @@ static int sample_header_check(const struct sample_format *f, json_t *h, struct 
 	return 0;
 }
 
-int sample_content_parse(enum sample_system sys, const char *jwe, size_t len,
+int sample_content_parse(const struct sample_system *sys, const char *jwe, size_t len,
                          struct sample_content *c, char *err, size_t errlen)
 {
-	const struct sample_format *f = &sample_formats[sys];
+	const struct sample_format *f = &sample_formats[sys->scheme];
 	const char *part[5], *p;
 	size_t plen[5], i, k = 0;
 	json_t *h;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
-	c->sys = sys;
+	c->scheme = sys->scheme;
 	if (jwe == NULL || len == 0 || len > SAMPLE_CONTENT_MAX) {
 		snprintf(err, errlen, "content empty or larger than %d bytes", SAMPLE_CONTENT_MAX);
 		return -1;
@@ -296,13 +312,13 @@ int sample_content_parse(enum sample_system sys, const char *jwe, size_t len,
 		snprintf(err, errlen, "content header is not a JSON object");
 		return -1;
 	}
-	rc = sample_header_check(f, h, c, err, errlen);
+	rc = sample_header_check(sys, h, c, err, errlen);
 	json_decref(h);
 	if (rc == -1)
 		return -1;
 	/* Exact lengths: among others, a truncated authentication tag is refused. */
 	if (plen[1] != f->ek_b64 || plen[2] != f->iv_b64 || plen[3] == 0 || plen[4] != f->tag_b64) {
-		snprintf(err, errlen, "content parts have the wrong lengths for %s", f->name);
+		snprintf(err, errlen, "content parts have the wrong lengths for %s", sys->name);
 		return -1;
 	}
 	return 0;
@@ -321,7 +337,7 @@ int sample_content_decrypt(const struct sample_content *c, const unsigned char k
 
 	*out = NULL;
 	*outlen = 0;
-	if ((jwk = sample_jwk(c->sys, key, c->cid)) == NULL) {
+	if ((jwk = sample_jwk(c->scheme, key, c->cid)) == NULL) {
 		snprintf(err, errlen, "cannot make the content key");
 		goto fail;
 	}

@@ -9,4 +9,4 @@
  */
 #include "sample_common.h"
 
-SAMPLE_CDCS(drm, "vendor-b", "sample-drm", "drm", SAMPLE_DRM)
+SAMPLE_CDCS(drm, "vendor-b", "sample-drm", "drm")

@@ -13,8 +13,10 @@
 #include <jansson.h>
 
 #include "opendm/httpc.h"
+#include "opendm/revocation.h"
 
 #include "dev.h"
+#include "dev_cdcs.h"
 
 struct agent_pers;
 struct agent_conn;
@@ -36,6 +38,9 @@ struct agent {
 	struct event *sched;      /* the next scheduled Figure 5 run */
 	int64_t pss_interval_s;   /* interval_s of cdcs-pss's last answer, 0 before any */
 	int sched_fails;          /* scheduled runs in a row that did not reach cdcs-pss */
+	/* Issue 6: what decides which CDCS may run, reloaded at start and by every run. */
+	struct dev_cdcs_keys keys;   /* vendor keys and operator key of device.json */
+	struct revocation_list revs; /* the newest verified revocation list (serial 0: none) */
 	char sock_path[108];
 	char pid_path[4096];
 	int stopping;
@@ -77,8 +82,16 @@ int agent_sched_start(struct agent *a, char *err, size_t errlen);
 void agent_sched_next(struct agent *a, int reached);
 void agent_sched_stop(struct agent *a);
 
+/* Reload a->keys from device.json and a->revs from the kept list (warnings logged under
+ * rid, may be NULL): a key or list that cannot be read leaves it empty. */
+void agent_trust_load(struct agent *a, const char *rid);
+void agent_trust_free(struct agent *a);
+
 /* A "play" command: decrypt a content file with the CDCS of its system. */
 void agent_play(struct agent *a, struct bufferevent *bev, json_t *cmd);
+/* Stop the play children of vendor/name (before its removal); their callers get code/msg. */
+void agent_play_stop(struct agent *a, const char *vendor, const char *name, const char *code,
+                     const char *msg);
 void agent_play_detach(struct agent *a, struct bufferevent *bev);
 void agent_play_cancel(struct agent *a);
 

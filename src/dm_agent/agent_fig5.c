@@ -5,7 +5,13 @@
  * the offer, POST download (step 8), GET the image with resume, verify and install it, start
  * it in a child (step 14), let it make its personalization request and forward it to cdcs-iss
  * (step 15), let it apply the answer (step 19), confirm, switch `current`. Then the removals
- * (only when every install succeeded: make-before-break) and the report to cdcs-pss.
+ * and the report to cdcs-pss.
+ *
+ * Revocations (issue 6): the operator's list comes with the authorize answer and is kept when
+ * newer (dev_revoke.h). An offer it revokes is refused before its download; after the
+ * installs, every installed CDCS it revokes is removed, whatever else failed. Removals the
+ * policy asks for are make-before-break: one waits while an install of its kind failed in
+ * this run, since that install may have been its replacement.
  *
  * Everything is asynchronous on the agent's loop. A failing CDCS never stops the run or the
  * agent: its new version is deleted, `current` stays, and the failure is in the answer and in
@@ -29,6 +35,7 @@
 #include "cdcsproc.h"
 #include "dev_cdcs.h"
 #include "dev_link.h"
+#include "dev_revoke.h"
 
 #define FIG5_RETRY_FIRST_MS 200
 #define FIG5_RETRY_MAX_MS   5000
@@ -70,21 +77,23 @@ struct fig5_item {
 	int64_t have; /* bytes of the part before the GET in flight */
 	int stalls;
 	long dl_delay_ms;
-	json_t *status; /* the CDCS's status after personalization */
+	json_t *status;      /* the CDCS's status after personalization */
+	char kind[8];        /* "ca"/"drm" once known (offer, then manifest); "" if not */
+	char key_sha256[65]; /* the vendor key that verified the manifest */
 };
 
 struct agent_fig5 {
 	struct agent *a;
 	char rid[65];
 	struct dev_identity id;
-	struct dev_cdcs_keys keys;
 	struct bufferevent *waiters[FIG5_MAX_WAITERS];
 	size_t nwaiters;
 	json_t *auth; /* cdcs-pss's authorize answer */
 	const char *decision;
 	size_t idx, n;
 	struct fig5_item it;
-	json_t *installed, *skipped, *removed, *failed, *results, *keep;
+	json_t *installed, *skipped, *removed, *failed, *results, *keep, *postponed;
+	unsigned failed_kinds; /* DEV_KIND_* of the installs that failed in this run */
 	struct fig5_call call;
 	struct event *timer;
 	fig5_fn timer_fn;
@@ -166,7 +175,6 @@ static void fig5_free(struct agent_fig5 *r)
 	fig5_item_clear(&r->it);
 	if (r->timer != NULL)
 		event_free(r->timer);
-	dev_cdcs_keys_free(&r->keys);
 	json_decref(r->call.body);
 	json_decref(r->child_ans);
 	json_decref(r->auth);
@@ -176,6 +184,7 @@ static void fig5_free(struct agent_fig5 *r)
 	json_decref(r->failed);
 	json_decref(r->results);
 	json_decref(r->keep);
+	json_decref(r->postponed);
 	free(r);
 }
 
@@ -215,6 +224,7 @@ static void fig5_fatal(struct agent_fig5 *r, const char *code, int unavailable, 
 		json_object_set_new(ans, "skipped", json_array());
 		json_object_set_new(ans, "removed", json_array());
 		json_object_set_new(ans, "failed", json_array());
+		json_object_set_new(ans, "postponed", json_array());
 		if (unavailable)
 			json_object_set_new(ans, "unavailable", json_true());
 	}
@@ -333,6 +343,24 @@ static json_t *fig5_ident(const struct fig5_item *it)
 	                 (json_int_t)it->m.version_number);
 }
 
+/*
+ * The kind of the item, for make-before-break: the verified manifest's or the offer's (set
+ * by fig5_item_start), else that of the version installed under the same vendor/name.
+ */
+static void fig5_item_kind(struct agent_fig5 *r)
+{
+	struct fig5_item *it = &r->it;
+	const char *k;
+	json_t *st;
+
+	if (it->kind[0] != '\0' || it->vendor == NULL || it->name == NULL)
+		return;
+	st = dev_cdcs_state(&r->a->cfg, it->vendor, it->name);
+	if ((k = json_string_value(json_object_get(st, "kind"))) != NULL && cdcsimg_valid_kind(k))
+		snprintf(it->kind, sizeof(it->kind), "%s", k);
+	json_decref(st);
+}
+
 static void fig5_item_fail(struct agent_fig5 *r, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -344,12 +372,15 @@ static void fig5_item_fail(struct agent_fig5 *r, const char *code, const char *f
 	const char *slash;
 	char msg[512], err[FIG5_MAX_ERROR + 1];
 	struct stat sb;
+	json_t *o;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_rwarn(r->rid, "%s/%s v%" PRId64 " failed: %s: %s", vendor, name, it->vn, code, msg);
+	fig5_item_kind(r);
+	r->failed_kinds |= dev_kind_bit(it->kind);
 	/* The child first: it runs in the directory that is about to go. */
 	if (it->proc != NULL) {
 		cdcsproc_free(it->proc);
@@ -364,8 +395,11 @@ static void fig5_item_fail(struct agent_fig5 *r, const char *code, const char *f
 	    (slash = strrchr(it->part, '/')) != NULL)
 		json_array_append_new(r->keep, json_string(slash + 1));
 	snprintf(err, sizeof(err), "%.48s: %.200s", code, msg);
-	json_array_append_new(r->failed, json_pack("{s:s, s:s, s:s, s:s}", "vendor", vendor, "name",
-	                                           name, "code", code, "message", msg));
+	if ((o = json_pack("{s:s, s:s, s:s, s:s}", "vendor", vendor, "name", name, "code", code,
+	                   "message", msg)) != NULL &&
+	    it->kind[0] != '\0')
+		json_object_set_new(o, "kind", json_string(it->kind));
+	json_array_append_new(r->failed, o);
 	if (it->vendor != NULL && it->name != NULL && it->vn >= 1)
 		json_array_append_new(r->results,
 		                      json_pack("{s:s, s:s, s:I, s:s, s:s}", "vendor", vendor,
@@ -459,7 +493,7 @@ static void fig5_status_done(struct agent_fig5 *r, json_t *ans, const char *code
 	cdcsproc_free(it->proc);
 	it->proc = NULL;
 	st = dev_cdcs_state_json(&it->m, 1, cdcs_id, rights, fig5_str(it->perso, "perso_id", 64),
-	                         (int64_t)time(NULL));
+	                         it->key_sha256, (int64_t)time(NULL));
 	if (st == NULL) {
 		fig5_item_fail(r, "internal_error", "out of memory");
 		return;
@@ -734,11 +768,14 @@ static int fig5_already(struct agent_fig5 *r, const json_t *o, const char **why)
 	json_t *st = dev_cdcs_state(&r->a->cfg, r->it.vendor, r->it.name);
 	const char *sv = json_string_value(json_object_get(st, "variant"));
 	const json_t *want = json_object_get(o, "rights"), *have = json_object_get(st, "rights");
+	const char *revoked = dev_revoked_installed(&r->a->revs, &r->a->keys, st);
 	int same = st != NULL && json_is_true(json_object_get(st, "personalized")) &&
 	           json_integer_value(json_object_get(st, "version_number")) == r->it.vn &&
-	           variant != NULL && sv != NULL && strcmp(variant, sv) == 0;
+	           variant != NULL && sv != NULL && strcmp(variant, sv) == 0 && revoked == NULL;
 
-	if (st == NULL)
+	if (st != NULL && revoked != NULL)
+		*why = "the installed one is revoked"; /* re-verified: another key may do */
+	else if (st == NULL)
 		*why = "not installed";
 	else if (json_integer_value(json_object_get(st, "version_number")) != r->it.vn)
 		*why = "another version installed";
@@ -765,7 +802,7 @@ static void fig5_item_start(struct agent_fig5 *r)
 {
 	struct fig5_item *it = &r->it;
 	const json_t *o;
-	const char *code = NULL, *url, *why;
+	const char *code = NULL, *url, *why, *k;
 	char err[512];
 
 	if (r->idx >= r->n) {
@@ -785,6 +822,16 @@ static void fig5_item_start(struct agent_fig5 *r)
 		               r->idx);
 		return;
 	}
+	if ((k = fig5_str(o, "kind", 7)) != NULL && cdcsimg_valid_kind(k))
+		snprintf(it->kind, sizeof(it->kind), "%s", k);
+	/* The offer's own word first: a revoked version costs no verification either. */
+	if ((why = dev_revoked(&r->a->revs, it->vendor, it->name, it->vn, NULL)) != NULL) {
+		fig5_item_fail(r, "revoked",
+		               "%s/%s v%" PRId64 " is revoked by the operator (list serial %" PRId64
+		               ")",
+		               it->vendor, it->name, it->vn, r->a->revs.serial);
+		return;
+	}
 	if (fig5_already(r, o, &why)) {
 		log_step("fig5", 7, r->rid, r->id.dm_id,
 		         "%s/%s v%" PRId64 " already installed and personalized: skip", it->vendor,
@@ -795,10 +842,24 @@ static void fig5_item_start(struct agent_fig5 *r)
 	log_step("fig5", 7, r->rid, r->id.dm_id, "%s/%s v%" PRId64 " needed (%s)", it->vendor,
 	         it->name, it->vn, why);
 	/* Verified before a byte is fetched: an unacceptable CDCS costs no download. */
-	if (dev_cdcs_verify(&r->a->cfg, &r->keys, fig5_str(o, "manifest", JOSE_MAX_TOKEN),
+	if (dev_cdcs_verify(&r->a->cfg, &r->a->keys, fig5_str(o, "manifest", JOSE_MAX_TOKEN),
 	                    fig5_str(o, "approval", JOSE_MAX_TOKEN), 0, &it->m, &code, err,
 	                    sizeof(err)) == -1) {
 		fig5_item_fail(r, code, "%s", err);
+		return;
+	}
+	snprintf(it->kind, sizeof(it->kind), "%s", it->m.kind);
+	if (dev_cdcs_key_sha256(&r->a->keys, it->m.vendor, it->key_sha256) == -1) {
+		fig5_item_fail(r, "internal_error", "no digest of the key of %s", it->m.vendor);
+		return;
+	}
+	if ((why = dev_revoked(&r->a->revs, it->m.vendor, it->m.name, it->m.version_number,
+	                       it->key_sha256)) != NULL) {
+		fig5_item_fail(
+		    r, "revoked",
+		    "%s/%s v%" PRId64 " is revoked by the operator (%s, list serial %" PRId64 ")",
+		    it->m.vendor, it->m.name, it->m.version_number,
+		    strcmp(why, "version") == 0 ? "version" : "vendor key", r->a->revs.serial);
 		return;
 	}
 	if (strcmp(it->m.vendor, it->vendor) != 0 || strcmp(it->m.name, it->name) != 0 ||
@@ -826,13 +887,17 @@ static void fig5_item_start(struct agent_fig5 *r)
 
 static void fig5_finish(struct agent_fig5 *r)
 {
-	json_t *ans = json_pack("{s:b, s:O, s:O, s:O, s:O}", "ok", json_array_size(r->failed) == 0,
-	                        "installed", r->installed, "skipped", r->skipped, "removed",
-	                        r->removed, "failed", r->failed);
+	json_t *ans =
+	    json_pack("{s:b, s:O, s:O, s:O, s:O, s:O}", "ok", json_array_size(r->failed) == 0,
+	              "installed", r->installed, "skipped", r->skipped, "removed", r->removed,
+	              "failed", r->failed, "postponed", r->postponed);
 
-	log_rinfo(r->rid, "Figure 5 run done: %zu installed, %zu skipped, %zu removed, %zu failed",
+	log_rinfo(r->rid,
+	          "Figure 5 run done: %zu installed, %zu skipped, %zu removed, %zu failed, %zu "
+	          "removal(s) postponed",
 	          json_array_size(r->installed), json_array_size(r->skipped),
-	          json_array_size(r->removed), json_array_size(r->failed));
+	          json_array_size(r->removed), json_array_size(r->failed),
+	          json_array_size(r->postponed));
 	if (ans == NULL)
 		ans = agent_control_error("internal_error", "out of memory");
 	fig5_end(r, ans, 1);
@@ -885,43 +950,97 @@ static int fig5_offered(const struct agent_fig5 *r, const char *vendor, const ch
 	return 0;
 }
 
-static void fig5_removals(struct agent_fig5 *r)
+/* Remove vendor/name (version vn), its play children stopped first: they run in the
+ * directory that goes. error: NULL, or why (in the report and the answer). */
+static void fig5_remove(struct agent_fig5 *r, const char *vendor, const char *name, int64_t vn,
+                        const char *error)
 {
-	json_t *rm = json_object_get(r->auth, "remove"), *o, *st;
-	const char *vendor, *name;
+	json_t *rm, *res;
 	char err[512];
+
+	snprintf(err, sizeof(err), "%s/%s v%" PRId64 " was %s", vendor, name, vn,
+	         error != NULL ? "revoked by the operator" : "removed by the policy");
+	agent_play_stop(r->a, vendor, name, error != NULL ? error : "no_cdcs", err);
+	if (dev_cdcs_remove(&r->a->cfg, vendor, name, err, sizeof(err)) == -1) {
+		log_rwarn(r->rid, "cannot remove %s/%s: %s", vendor, name, err);
+		return;
+	}
+	log_rinfo(r->rid, "%s/%s v%" PRId64 " removed%s%s", vendor, name, vn,
+	          error != NULL ? ": " : "", error != NULL ? error : "");
+	rm = json_pack("{s:s, s:s, s:I}", "vendor", vendor, "name", name, "version_number",
+	               (json_int_t)vn);
+	res = json_pack("{s:s, s:s, s:I, s:s}", "vendor", vendor, "name", name, "version_number",
+	                (json_int_t)vn, "state", "removed");
+	if (error != NULL && rm != NULL && res != NULL) {
+		json_object_set_new(rm, "reason", json_string(error));
+		json_object_set_new(res, "error", json_string(error));
+	}
+	json_array_append_new(r->removed, rm);
+	json_array_append_new(r->results, res);
+}
+
+/* Every installed CDCS the kept list revokes goes, whatever else happened in this run. */
+static void fig5_revoked_removals(struct agent_fig5 *r)
+{
+	json_t *all = dev_cdcs_list(&r->a->cfg), *st;
+	const char *why;
 	int64_t vn;
 	size_t i;
 
-	if (json_array_size(rm) > 0 && json_array_size(r->failed) > 0) {
-		/* Make before break: what is to replace a removed client may be what failed. */
-		log_rwarn(r->rid, "%zu removal(s) postponed: %zu install(s) failed",
-		          json_array_size(rm), json_array_size(r->failed));
-		fig5_report(r);
-		return;
+	json_array_foreach(all, i, st)
+	{
+		if ((why = dev_revoked_installed(&r->a->revs, &r->a->keys, st)) == NULL)
+			continue;
+		vn = json_integer_value(json_object_get(st, "version_number"));
+		log_rwarn(r->rid, "%s/%s v%" PRId64 " is revoked (%s, list serial %" PRId64 ")",
+		          json_string_value(json_object_get(st, "vendor")),
+		          json_string_value(json_object_get(st, "name")), vn, why,
+		          r->a->revs.serial);
+		fig5_remove(r, json_string_value(json_object_get(st, "vendor")),
+		            json_string_value(json_object_get(st, "name")), vn, "revoked");
 	}
+	json_decref(all);
+}
+
+static void fig5_removals(struct agent_fig5 *r)
+{
+	json_t *rm = json_object_get(r->auth, "remove"), *o, *st;
+	const char *vendor, *name, *kind, *reason;
+	int64_t vn;
+	size_t i;
+
+	fig5_revoked_removals(r);
 	json_array_foreach(rm, i, o)
 	{
 		vendor = fig5_str(o, "vendor", CDCSIMG_ID_MAX);
 		name = fig5_str(o, "name", CDCSIMG_ID_MAX);
+		reason = fig5_str(o, "reason", 256);
 		if (vendor == NULL || name == NULL || !cdcsimg_valid_id(vendor) ||
 		    !cdcsimg_valid_id(name) || fig5_offered(r, vendor, name))
 			continue;
 		if ((st = dev_cdcs_state(&r->a->cfg, vendor, name)) == NULL)
 			continue;
 		vn = json_integer_value(json_object_get(st, "version_number"));
-		json_decref(st);
-		if (dev_cdcs_remove(&r->a->cfg, vendor, name, err, sizeof(err)) == -1) {
-			log_rwarn(r->rid, "cannot remove %s/%s: %s", vendor, name, err);
+		kind = json_string_value(json_object_get(st, "kind"));
+		if (dev_removal_postponed(kind, r->failed_kinds)) {
+			/* Make before break: what failed may be what was to replace it. */
+			log_rwarn(r->rid,
+			          "removal of %s/%s v%" PRId64 " (%s) postponed: an install of "
+			          "a %s client failed in this run",
+			          vendor, name, vn, reason != NULL ? reason : "policy",
+			          kind != NULL ? kind : "CA/DRM");
+			json_array_append_new(
+			    r->postponed,
+			    json_pack("{s:s, s:s, s:I, s:s}", "vendor", vendor, "name", name,
+			              "version_number", (json_int_t)vn, "reason",
+			              "an install of the same kind failed in this run"));
+			json_decref(st);
 			continue;
 		}
-		log_rinfo(r->rid, "%s/%s v%" PRId64 " removed", vendor, name, vn);
-		json_array_append_new(r->removed,
-		                      json_pack("{s:s, s:s, s:I}", "vendor", vendor, "name", name,
-		                                "version_number", (json_int_t)vn));
-		json_array_append_new(r->results, json_pack("{s:s, s:s, s:I, s:s}", "vendor",
-		                                            vendor, "name", name, "version_number",
-		                                            (json_int_t)vn, "state", "removed"));
+		json_decref(st);
+		log_rinfo(r->rid, "removing %s/%s v%" PRId64 ": %s", vendor, name, vn,
+		          reason != NULL ? reason : "no longer chosen by the policy");
+		fig5_remove(r, vendor, name, vn, NULL);
 	}
 	fig5_report(r);
 }
@@ -944,6 +1063,30 @@ static int fig5_auth_ok(const json_t *j)
 	return 1;
 }
 
+/* The operator's list as cdcs-pss passed it: kept when it verifies and is newer. A bad one
+ * changes nothing; the run goes on with the list kept before. */
+static void fig5_revocations(struct agent_fig5 *r, const json_t *v)
+{
+	const char *code = NULL;
+	char err[512];
+	int rc;
+
+	if (v == NULL || json_is_null(v))
+		return;
+	rc = dev_revocations_update(&r->a->cfg, r->a->keys.operator_pub, &r->a->revs,
+	                            json_string_value(v), &code, err, sizeof(err));
+	if (rc == -1)
+		log_rwarn(r->rid, "revocation list ignored: %s: %s", code, err);
+	else if (rc == 1)
+		log_rinfo(r->rid,
+		          "revocation list serial %" PRId64 " kept: %zu version(s), %zu vendor "
+		          "key(s) revoked",
+		          r->a->revs.serial, r->a->revs.n_versions, r->a->revs.n_keys);
+	else
+		log_rdebug(r->rid, "revocation list not newer than serial %" PRId64,
+		           r->a->revs.serial);
+}
+
 static void fig5_authorized(struct agent_fig5 *r, struct httpc_resp *resp)
 {
 	const char *code, *msg;
@@ -964,6 +1107,7 @@ static void fig5_authorized(struct agent_fig5 *r, struct httpc_resp *resp)
 		return;
 	}
 	r->auth = json_incref(resp->json);
+	fig5_revocations(r, json_object_get(r->auth, "revocations"));
 	r->decision = json_string_value(json_object_get(r->auth, "decision"));
 	r->n = json_array_size(json_object_get(r->auth, "install"));
 	if (json_is_integer(iv = json_object_get(r->auth, "interval_s")))
@@ -999,12 +1143,9 @@ static json_t *fig5_installed(struct agent_fig5 *r)
 static void fig5_begin(struct agent_fig5 *r)
 {
 	json_t *cap, *inst;
-	char err[512];
 
 	dev_cdcs_cleanup(&r->a->cfg);
-	/* Keys are read for each run: a device.json change needs no restart of the loop. */
-	if (dev_cdcs_keys_load(&r->a->cfg, &r->keys, err, sizeof(err)) == -1)
-		log_rwarn(r->rid, "CDCS keys: %s (every CDCS will be refused)", err);
+	agent_trust_load(r->a, r->rid);
 	cap = capability_to_json(&r->a->cfg.capability);
 	inst = fig5_installed(r);
 	if (cap == NULL || inst == NULL) {
@@ -1082,7 +1223,8 @@ void agent_fig5_start(struct agent *a, struct bufferevent *bev, const char *rid)
 	if ((r->timer = evtimer_new(a->base, fig5_timer_cb, r)) == NULL ||
 	    (r->installed = json_array()) == NULL || (r->skipped = json_array()) == NULL ||
 	    (r->removed = json_array()) == NULL || (r->failed = json_array()) == NULL ||
-	    (r->results = json_array()) == NULL || (r->keep = json_array()) == NULL)
+	    (r->results = json_array()) == NULL || (r->keep = json_array()) == NULL ||
+	    (r->postponed = json_array()) == NULL)
 		goto oom;
 	(void)fig5_wait(r, bev);
 	a->run = r;

@@ -57,6 +57,7 @@ static int agent_setup(struct agent *a, char *err, size_t errlen)
 
 	if (dev_dirs(&a->cfg, err, errlen) == -1 || agent_pidfile(a, err, errlen) == -1)
 		return -1;
+	agent_trust_load(a, NULL);
 	if ((a->base = event_base_new()) == NULL) {
 		snprintf(err, errlen, "event_base_new failed");
 		return -1;
@@ -87,6 +88,7 @@ static void agent_teardown(struct agent *a)
 	agent_personalize_cancel(a);
 	agent_fig5_cancel(a);
 	agent_play_cancel(a);
+	agent_trust_free(a);
 	agent_sched_stop(a);
 	agent_control_stop(a);
 	httpc_free(a->http);

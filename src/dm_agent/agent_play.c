@@ -3,7 +3,8 @@
  * its system and level in kid "<vendor>/<name>/<level>"; the agent reads nothing else of it.
  * The installed and personalized CDCS of that system decrypts it in a child of its own; the
  * plaintext goes back to dm-app in base64. Errors: no_cdcs (no such CDCS here), not_entitled
- * (the CDCS holds no key for the level), bad_content.
+ * (the CDCS holds no key for the level), bad_content, revoked (the CDCS is on the operator's
+ * revocation list: never started, even before the next run removes it).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "agent.h"
 #include "cdcsproc.h"
 #include "dev_cdcs.h"
+#include "dev_revoke.h"
 
 #define PLAY_MAX_CONTENT (4 * 1024 * 1024)
 #define PLAY_MAX_LEVEL   32
@@ -170,6 +172,7 @@ static json_t *agent_play_begin(struct agent *a, struct agent_play *p, const cha
 	char vendor[CDCSIMG_ID_MAX + 1], name[CDCSIMG_ID_MAX + 1], level[PLAY_MAX_LEVEL + 1];
 	char dir[PATH_MAX], err[512], *text = NULL, *b64 = NULL;
 	json_t *st = NULL, *req = NULL, *ans = NULL;
+	const char *why;
 	size_t len;
 
 	if ((text = file_read(path, PLAY_MAX_CONTENT, &len, err, sizeof(err))) == NULL) {
@@ -187,6 +190,13 @@ static json_t *agent_play_begin(struct agent *a, struct agent_play *p, const cha
 	    dev_cdcs_current_dir(&a->cfg, vendor, name, dir, sizeof(dir)) == -1) {
 		snprintf(err, sizeof(err), "no personalized CDCS for %s", p->system);
 		ans = agent_control_error("no_cdcs", err);
+		goto out;
+	}
+	if ((why = dev_revoked_installed(&a->revs, &a->keys, st)) != NULL) {
+		snprintf(err, sizeof(err), "%s v%lld is revoked (%s)", p->system,
+		         (long long)json_integer_value(json_object_get(st, "version_number")), why);
+		log_warn("%s: not played: %s", path, err);
+		ans = agent_control_error("revoked", err);
 		goto out;
 	}
 	if (!agent_has_right(st, level)) {
@@ -244,6 +254,28 @@ void agent_play(struct agent *a, struct bufferevent *bev, json_t *cmd)
 		a->plays->prevp = &p->next;
 	p->prevp = &a->plays;
 	a->plays = p;
+}
+
+void agent_play_stop(struct agent *a, const char *vendor, const char *name, const char *code,
+                     const char *msg)
+{
+	char system[sizeof(((struct agent_play *)0)->system)];
+	struct agent_play *p;
+
+	snprintf(system, sizeof(system), "%s/%s", vendor, name);
+	for (p = a->plays; p != NULL; p = p->next) {
+		if (p->proc == NULL || strcmp(p->system, system) != 0)
+			continue;
+		/* The child runs in the directory about to go: no callback after this. */
+		cdcsproc_free(p->proc);
+		p->proc = NULL;
+		if (p->answer != NULL)
+			continue; /* answered already, the answer is on its way */
+		log_warn("%s: decryption stopped: %s", system, msg);
+		if ((p->answer = agent_control_error(code, msg)) == NULL)
+			p->answer = agent_control_error("internal_error", "out of memory");
+		event_active(p->done, EV_TIMEOUT, 0);
+	}
 }
 
 void agent_play_detach(struct agent *a, struct bufferevent *bev)

@@ -79,6 +79,10 @@ static void app_print_items(const char *label, const json_t *items)
 		if (json_object_get(o, "code") != NULL)
 			printf(": %s: %s", json_string_value(json_object_get(o, "code")),
 			       json_string_value(json_object_get(o, "message")));
+		else if (json_string_value(json_object_get(o, "reason")) != NULL)
+			printf(" (version_number %lld): %s",
+			       (long long)json_integer_value(json_object_get(o, "version_number")),
+			       json_string_value(json_object_get(o, "reason")));
 		else if (json_string_value(json_object_get(o, "version")) != NULL)
 			printf(" %s (version_number %lld, %s)",
 			       json_string_value(json_object_get(o, "version")),
@@ -110,6 +114,7 @@ int app_cdcs_sync(struct app *app, int as_json)
 		app_print_items("skipped", json_object_get(resp, "skipped"));
 		app_print_items("removed", json_object_get(resp, "removed"));
 		app_print_items("failed", failed);
+		app_print_items("postponed", json_object_get(resp, "postponed"));
 	}
 	if (rc == APP_EXIT_OK && !json_is_true(json_object_get(resp, "ok"))) {
 		if (json_object_get(resp, "code") != NULL)

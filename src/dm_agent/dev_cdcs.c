@@ -335,21 +335,25 @@ fail:
 }
 
 json_t *dev_cdcs_state_json(const struct cdcsimg_manifest *m, int personalized, const char *cdcs_id,
-                            const json_t *rights, const char *perso_id, int64_t at)
+                            const json_t *rights, const char *perso_id, const char *key_sha256,
+                            int64_t at)
 {
 	json_t *j =
-	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s?, s:o, s:s?, s:I, s:s, s:I}",
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s?, s:o, s:s?, s:s?, s:I, s:s, s:I}",
 	              "vendor", m->vendor, "name", m->name, "kind", m->kind, "variant", m->variant,
 	              "version", m->version, "version_number", (json_int_t)m->version_number,
 	              "personalized", personalized, "cdcs_id", cdcs_id, "rights",
 	              rights != NULL ? json_deep_copy(rights) : json_array(), "perso_id", perso_id,
-	              "at", (json_int_t)at, "sha256", m->sha256, "size", (json_int_t)m->size);
+	              "key_sha256", key_sha256, "at", (json_int_t)at, "sha256", m->sha256, "size",
+	              (json_int_t)m->size);
 
 	/* Keys with no value are there with null, so every state.json has the same shape. */
 	if (j != NULL && cdcs_id == NULL)
 		json_object_set_new(j, "cdcs_id", json_null());
 	if (j != NULL && perso_id == NULL)
 		json_object_set_new(j, "perso_id", json_null());
+	if (j != NULL && key_sha256 == NULL)
+		json_object_set_new(j, "key_sha256", json_null());
 	return j;
 }
 
@@ -559,8 +563,14 @@ json_t *dev_cdcs_list(const struct dev_config *cfg)
 			if (json_array_size(all) >= DEV_CDCS_MAX_ITEMS * 4)
 				break;
 			st = dev_cdcs_state(cfg, vendors[i]->d_name, names[j]->d_name);
-			if (st != NULL)
-				json_array_append_new(all, st);
+			if (st == NULL)
+				continue;
+			/* States written before kind and key_sha256 were recorded: same shape. */
+			if (json_object_get(st, "kind") == NULL)
+				json_object_set_new(st, "kind", json_null());
+			if (json_object_get(st, "key_sha256") == NULL)
+				json_object_set_new(st, "key_sha256", json_null());
+			json_array_append_new(all, st);
 		}
 		dev_cdcs_scan_free(names, nn);
 	}

@@ -9,6 +9,7 @@
  *   <vendor>/<name>/highest      highest version_number ever installed (anti-rollback)
  *   <vendor>/<name>/.new-<vn>    a version being installed (never `current`)
  *   .download/<vendor>_<name>_<variant>_<version_number>.part
+ *   revocations.jws  the newest verified revocation list (dev_revoke.h)
  *
  * A version is installed into .new-<vn> and only takes its final name when it is personalized
  * (dev_cdcs_commit), so a digit-named directory always holds a complete, personalized version
@@ -82,10 +83,12 @@ int dev_cdcs_install(const struct dev_config *cfg, const char *part, const char 
 
 /*
  * The state.json object of a personalized version (rights: an array of strings, borrowed,
- * NULL for none; cdcs_id and perso_id may be NULL). New reference or NULL.
+ * NULL for none; cdcs_id, perso_id and key_sha256, the vendor key that verified m, may be
+ * NULL). New reference or NULL.
  */
 json_t *dev_cdcs_state_json(const struct cdcsimg_manifest *m, int personalized, const char *cdcs_id,
-                            const json_t *rights, const char *perso_id, int64_t at);
+                            const json_t *rights, const char *perso_id, const char *key_sha256,
+                            int64_t at);
 
 /*
  * Make the personalized version current (make-before-break): state.json written last into
@@ -111,8 +114,9 @@ json_t *dev_cdcs_state(const struct dev_config *cfg, const char *vendor, const c
 /* The directory of the current version (through the link); 0/-1. */
 int dev_cdcs_current_dir(const struct dev_config *cfg, const char *vendor, const char *name,
                          char *buf, size_t len);
-/* state.json of every current version (sorted by vendor, name): a new array, never NULL
- * unless out of memory. At most DEV_CDCS_MAX_ITEMS * 4 entries are read. */
+/* state.json of every current version (sorted by vendor, name; kind and key_sha256 null
+ * when a state lacks them): a new array, never NULL unless out of memory. At most
+ * DEV_CDCS_MAX_ITEMS * 4 entries are read. */
 json_t *dev_cdcs_list(const struct dev_config *cfg);
 
 /*

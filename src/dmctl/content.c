@@ -20,14 +20,16 @@ static const char dmctl_content_usage[] =
     "usage: dmctl [--json] content encrypt --keys FILE --system SYSTEM --level LEVEL\n"
     "                                      --in FILE --out FILE\n"
     "\n"
-    "Encrypts --in for SYSTEM (vendor-a/sample-ca or vendor-b/sample-drm) at entitlement\n"
-    "LEVEL with the key \"SYSTEM/LEVEL\" of the JWK Set --keys (0600, e.g. entitlement-keys.json\n"
-    "of dmctl pki init) and writes the compact JWE to --out (0644, atomically). The result\n"
-    "is at most 4 MiB, what a device plays. Local: no daemon is contacted.\n";
+    "Encrypts --in for SYSTEM at entitlement LEVEL with the key \"SYSTEM/LEVEL\" of the JWK\n"
+    "Set --keys (0600, e.g. entitlement-keys.json of dmctl pki init) and writes the compact\n"
+    "JWE to --out (0644, atomically). SYSTEM is VENDOR/sample-ca (the sample CA scheme) or\n"
+    "VENDOR/sample-drm (the sample DRM scheme) for any VENDOR with keys in --keys, e.g.\n"
+    "vendor-a/sample-ca, vendor-b/sample-ca, vendor-b/sample-drm. The result is at most\n"
+    "4 MiB, what a device plays. Local: no daemon is contacted.\n";
 
 struct dmctl_content_args {
 	const char *keys, *system, *level, *in, *out;
-	enum sample_system sys;
+	struct sample_system sys;
 };
 
 static int dmctl_content_parse(int argc, char **argv, struct dmctl_content_args *a)
@@ -64,7 +66,7 @@ static int dmctl_content_parse(int argc, char **argv, struct dmctl_content_args 
 	if (sample_system_parse(a->system, &a->sys) == -1)
 		return dmctl_usage_error(
 		    dmctl_content_usage,
-		    "--system wants vendor-a/sample-ca or vendor-b/sample-drm, not", a->system);
+		    "--system wants VENDOR/sample-ca or VENDOR/sample-drm, not", a->system);
 	if (!sample_level_ok(a->level))
 		return dmctl_usage_error(dmctl_content_usage,
 		                         "--level wants 1-32 of [a-z0-9_-], not", a->level);
@@ -72,10 +74,13 @@ static int dmctl_content_parse(int argc, char **argv, struct dmctl_content_args 
 }
 
 /* The 32-byte key kid of the JWK Set at path (which must be private): 0/-1, message printed. */
-static int dmctl_content_key(const char *path, const char *kid, unsigned char key[SAMPLE_KEY_LEN])
+static int dmctl_content_key(const char *path, const char *system, const char *kid,
+                             unsigned char key[SAMPLE_KEY_LEN])
 {
 	char err[1024], *text = NULL;
-	const char *k = NULL;
+	const char *k = NULL, *id;
+	size_t slen = strlen(system);
+	int known = 0;
 	uint8_t *raw = NULL;
 	size_t len = 0, i, rawlen = 0;
 	cjose_err cerr;
@@ -84,27 +89,36 @@ static int dmctl_content_key(const char *path, const char *kid, unsigned char ke
 
 	if (file_check_private(path, err, sizeof(err)) == -1 ||
 	    (text = file_read(path, DMCTL_KEYS_MAX, &len, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: bad_keys: %s\n", err);
 		goto out;
 	}
 	set = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 	json_array_foreach(json_object_get(set, "keys"), i, jwk)
 	{
-		if (json_is_string(json_object_get(jwk, "kid")) &&
-		    strcmp(json_string_value(json_object_get(jwk, "kid")), kid) == 0 &&
-		    json_is_string(json_object_get(jwk, "kty")) &&
+		if ((id = json_string_value(json_object_get(jwk, "kid"))) == NULL)
+			continue;
+		/* A system is one the operator runs when the keys file holds keys of it. */
+		if (strncmp(id, system, slen) == 0 && id[slen] == '/')
+			known = 1;
+		if (strcmp(id, kid) == 0 && json_is_string(json_object_get(jwk, "kty")) &&
 		    strcmp(json_string_value(json_object_get(jwk, "kty")), "oct") == 0) {
 			k = json_string_value(json_object_get(jwk, "k"));
 			break;
 		}
 	}
+	if (k == NULL && !known) {
+		fprintf(stderr, "dmctl: unknown_system: %s has no keys of system %s\n", path,
+		        system);
+		goto out;
+	}
 	if (k == NULL) {
-		fprintf(stderr, "dmctl: %s: no oct key \"%s\"\n", path, kid);
+		fprintf(stderr, "dmctl: unknown_key: %s has no oct key \"%s\"\n", path, kid);
 		goto out;
 	}
 	if (!cjose_base64url_decode(k, strlen(k), &raw, &rawlen, &cerr) ||
 	    rawlen != SAMPLE_KEY_LEN) {
-		fprintf(stderr, "dmctl: %s: key \"%s\" is not 32 bytes of base64url\n", path, kid);
+		fprintf(stderr, "dmctl: bad_keys: %s: key \"%s\" is not 32 bytes of base64url\n",
+		        path, kid);
 		goto out;
 	}
 	memcpy(key, raw, SAMPLE_KEY_LEN);
@@ -136,27 +150,28 @@ int dmctl_content_main(const struct dmctl_opts *opts, int argc, char **argv)
 	if ((status = dmctl_content_parse(argc, argv, &a)) != DMCTL_EXIT_OK)
 		return status;
 	snprintf(kid, sizeof(kid), "%s/%s", a.system, a.level);
-	if (dmctl_content_key(a.keys, kid, key) == -1)
+	if (dmctl_content_key(a.keys, a.system, kid, key) == -1)
 		return DMCTL_EXIT_USAGE;
 	status = DMCTL_EXIT_FAIL;
 	if ((in = file_read(a.in, SAMPLE_CONTENT_MAX, &len, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: bad_input: %s\n", err);
 		status = DMCTL_EXIT_USAGE;
 		goto out;
 	}
-	if ((jwe = sample_content_encrypt(a.sys, a.level, key, in, len, err, sizeof(err))) ==
+	if ((jwe = sample_content_encrypt(&a.sys, a.level, key, in, len, err, sizeof(err))) ==
 	    NULL) {
-		fprintf(stderr, "dmctl: %s: %s\n", a.in, err);
+		fprintf(stderr, "dmctl: encrypt_failed: %s: %s\n", a.in, err);
 		goto out;
 	}
 	/* A device plays at most SAMPLE_CONTENT_MAX: refuse what it would refuse. */
 	if ((outlen = strlen(jwe)) > SAMPLE_CONTENT_MAX) {
-		fprintf(stderr, "dmctl: %s: encrypted it would be %zu bytes, more than %d\n", a.in,
-		        outlen, SAMPLE_CONTENT_MAX);
+		fprintf(stderr,
+		        "dmctl: too_large: %s: encrypted it would be %zu bytes, more than %d\n",
+		        a.in, outlen, SAMPLE_CONTENT_MAX);
 		goto out;
 	}
 	if (file_write_atomic(a.out, jwe, outlen, 0644, err, sizeof(err)) == -1) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: write_failed: %s\n", err);
 		goto out;
 	}
 	status = DMCTL_EXIT_OK;

@@ -789,7 +789,8 @@ static int cdcs_install(struct fx *fx, struct cdcs_fx *c, const char *variant, i
 		goto out;
 	}
 	assert_non_null(rights = json_pack("[s, s]", "basic", "premium"));
-	assert_non_null(st = dev_cdcs_state_json(&v, 1, "vendor-a-0123", rights, "p-1", 1000));
+	assert_non_null(
+	    st = dev_cdcs_state_json(&v, 1, "vendor-a-0123", rights, "p-1", "ab12", 1000));
 	rc = dev_cdcs_commit(inst, st, err, sizeof(err));
 	if (rc == -1)
 		*code = "commit_failed";
@@ -814,6 +815,9 @@ static void expect_current(struct cdcs_fx *c, int64_t vn, const char *variant, c
 	assert_true(json_is_true(json_object_get(st, "personalized")));
 	assert_string_equal(json_string_value(json_object_get(st, "cdcs_id")), "vendor-a-0123");
 	assert_int_equal(json_array_size(json_object_get(st, "rights")), 2);
+	/* What revocations are checked against later: the kind and the key that verified it. */
+	assert_string_equal(json_string_value(json_object_get(st, "kind")), "ca");
+	assert_string_equal(json_string_value(json_object_get(st, "key_sha256")), "ab12");
 	json_decref(st);
 	assert_int_equal(dev_cdcs_current_dir(&c->cfg, "vendor-a", "sample-ca", dir, sizeof(dir)),
 	                 0);
@@ -879,7 +883,7 @@ static void test_cdcs_install(void **state)
 	assert_int_equal(cdcs_install(fx, &c, "sw", 2, "good v2", "good v2", 0, &code, &inst), 0);
 	tu_rmtree(inst.dir);
 	{
-		json_t *st = dev_cdcs_state_json(&inst.m, 1, NULL, NULL, NULL, 1);
+		json_t *st = dev_cdcs_state_json(&inst.m, 1, NULL, NULL, NULL, NULL, 1);
 
 		assert_int_equal(dev_cdcs_commit(&inst, st, err, sizeof(err)), -1);
 		json_decref(st);

@@ -26,11 +26,13 @@
 #include "opendm/pki.h"
 
 #include "../../src/cdcs/sample_content.h"
+#include "testutil.h"
 
 #define NLEVELS  3
 #define MAXITEMS 8
 #define TICKET   "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkbS0xIn0.c2ln"
 #define CONFIRM  "00112233445566778899aabbccddeeff"
+#define NSYS     4 /* sample-ca, sample-drm, sample-ca as vendor-b, the flaky test one */
 
 static const char *const levels[NLEVELS] = {"basic", "premium", "uhd"};
 
@@ -47,15 +49,16 @@ struct host {
 /* One sample CDCS and the entitlement keys of its system. */
 struct sys {
 	const char *path;
-	enum sample_system id;
+	enum sample_scheme scheme;
 	const char *vendor, *name, *kind;
+	struct sample_system id;
 	void *dl;
 	const struct odm_cdcs_ops *ops;
 	unsigned char keys[NLEVELS][SAMPLE_KEY_LEN];
 };
 
 struct fx {
-	struct sys s[2];
+	struct sys s[NSYS];
 	EVP_PKEY *other; /* a key that is not the CDCS's */
 };
 
@@ -140,6 +143,7 @@ static const char *host_item(struct host *h, const char *name)
 static void sys_load(struct sys *s)
 {
 	odm_cdcs_entry_fn entry;
+	char name[160];
 	void *sym;
 	int i;
 
@@ -158,6 +162,9 @@ static void sys_load(struct sys *s)
 	assert_string_equal(s->ops->kind, s->kind);
 	/* Only the entry point is exported: the shared sample code stays private. */
 	assert_null(dlsym(s->dl, "sample_init"));
+	snprintf(name, sizeof(name), "%s/%s", s->vendor, s->name);
+	assert_int_equal(sample_system_parse(name, &s->id), 0);
+	assert_int_equal(s->id.scheme, s->scheme);
 	for (i = 0; i < NLEVELS; i++)
 		assert_int_equal(RAND_bytes(s->keys[i], SAMPLE_KEY_LEN), 1);
 }
@@ -165,14 +172,31 @@ static void sys_load(struct sys *s)
 static int setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
+	int i;
 
 	assert_non_null(fx);
-	fx->s[0] = (struct sys){CDCS_SAMPLE_CA, SAMPLE_CA, "vendor-a", "sample-ca",
-	                        "ca",           NULL,      NULL,       {{0}}};
-	fx->s[1] = (struct sys){CDCS_SAMPLE_DRM, SAMPLE_DRM, "vendor-b", "sample-drm",
-	                        "drm",           NULL,       NULL,       {{0}}};
-	sys_load(&fx->s[0]);
-	sys_load(&fx->s[1]);
+	fx->s[0] = (struct sys){.path = CDCS_SAMPLE_CA,
+	                        .scheme = SAMPLE_CA,
+	                        .vendor = "vendor-a",
+	                        .name = "sample-ca",
+	                        .kind = "ca"};
+	fx->s[1] = (struct sys){.path = CDCS_SAMPLE_DRM,
+	                        .scheme = SAMPLE_DRM,
+	                        .vendor = "vendor-b",
+	                        .name = "sample-drm",
+	                        .kind = "drm"};
+	fx->s[2] = (struct sys){.path = CDCS_SAMPLE_CA_B,
+	                        .scheme = SAMPLE_CA,
+	                        .vendor = "vendor-b",
+	                        .name = "sample-ca",
+	                        .kind = "ca"};
+	fx->s[3] = (struct sys){.path = CDCS_FLAKY_CA,
+	                        .scheme = SAMPLE_CA,
+	                        .vendor = "vendor-b",
+	                        .name = "sample-ca",
+	                        .kind = "ca"};
+	for (i = 0; i < NSYS; i++)
+		sys_load(&fx->s[i]);
 	assert_non_null(fx->other = pki_key_new());
 	*state = fx;
 	return 0;
@@ -288,7 +312,7 @@ static char *content(const struct sys *s, int level, const char *text)
 {
 	char err[256], *jwe;
 
-	jwe = sample_content_encrypt(s->id, levels[level], s->keys[level], text, strlen(text), err,
+	jwe = sample_content_encrypt(&s->id, levels[level], s->keys[level], text, strlen(text), err,
 	                             sizeof(err));
 	if (jwe == NULL)
 		fail_msg("sample_content_encrypt: %s", err);
@@ -320,10 +344,11 @@ static void corrupt(char *jwe, int part)
 	p[1] = p[1] == 'A' ? 'B' : 'A';
 }
 
-/* The whole life of one sample: perso_request, perso_apply, content, restart. */
-static void run_system(struct fx *fx, int idx)
+/* The whole life of one sample: perso_request, perso_apply, content, restart; other is
+ * another system, whose content it must not open. */
+static void run_system(struct fx *fx, int idx, int other)
 {
-	const struct sys *s = &fx->s[idx], *o = &fx->s[1 - idx];
+	const struct sys *s = &fx->s[idx], *o = &fx->s[other];
 	struct host h;
 	char *data, *conf = NULL, *c;
 	const char *text = "the protected programme";
@@ -391,12 +416,167 @@ static void run_system(struct fx *fx, int idx)
 
 static void test_sample_ca(void **state)
 {
-	run_system(*state, 0);
+	run_system(*state, 0, 1);
 }
 
 static void test_sample_drm(void **state)
 {
-	run_system(*state, 1);
+	run_system(*state, 1, 0);
+}
+
+static void test_sample_ca_b(void **state)
+{
+	run_system(*state, 2, 0);
+}
+
+/* s personalized with keys for every level (dm_id "dm-test-1"): its context. */
+static void *personalize(const struct sys *s, struct host *h)
+{
+	char *data, *conf = NULL;
+	void *ctx = NULL;
+	EVP_PKEY *pub;
+
+	assert_int_equal(s->ops->init(&h->tbl, &ctx), 0);
+	pub = perso_request(s, ctx);
+	data = perso_seal(pub, perso_plain(s, NLEVELS, NLEVELS));
+	assert_int_equal(s->ops->perso_apply(ctx, data, &conf), 0);
+	assert_string_equal(conf, CONFIRM);
+	free(conf);
+	free(data);
+	EVP_PKEY_free(pub);
+	return ctx;
+}
+
+/*
+ * vendor-a's and vendor-b's CA clients share a scheme but not a system: given the very same
+ * entitlement keys, neither opens the other's content (the kid names the system).
+ */
+static void test_ca_systems_apart(void **state)
+{
+	struct fx *fx = *state;
+	struct sys *a = &fx->s[0], *b = &fx->s[2];
+	const char *text = "one programme, two CA systems";
+	struct host ha, hb;
+	void *ca, *cb;
+	char *c;
+
+	memcpy(b->keys, a->keys, sizeof(a->keys));
+	host_init(&ha);
+	host_init(&hb);
+	ca = personalize(a, &ha);
+	cb = personalize(b, &hb);
+	c = content(a, 0, text);
+	assert_int_equal(play(a, ca, c, text), 0);
+	assert_int_equal(play(b, cb, c, text), -1);
+	assert_non_null(strstr(hb.last, "vendor-b/sample-ca"));
+	free(c);
+	c = content(b, 0, text);
+	assert_int_equal(play(b, cb, c, text), 0);
+	assert_int_equal(play(a, ca, c, text), -1);
+	free(c);
+	a->ops->fini(ca);
+	b->ops->fini(cb);
+	host_free(&ha);
+	host_free(&hb);
+}
+
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* perso_apply of a fresh personalization for dm-test-1: its return value. */
+static int flaky_apply(const struct sys *s, struct host *h)
+{
+	char *data, *conf = NULL;
+	void *ctx = NULL;
+	EVP_PKEY *pub;
+	int rc;
+
+	assert_int_equal(s->ops->init(&h->tbl, &ctx), 0);
+	pub = perso_request(s, ctx);
+	data = perso_seal(pub, perso_plain(s, 1, 1));
+	rc = s->ops->perso_apply(ctx, data, &conf);
+	if (rc == 0)
+		assert_string_equal(conf, CONFIRM);
+	else
+		assert_null(conf);
+	free(conf);
+	free(data);
+	EVP_PKEY_free(pub);
+	s->ops->fini(ctx);
+	return rc;
+}
+
+/* The flaky test client fails only on the DM ids listed; the shipped one never does. */
+static void test_flaky_ca(void **state)
+{
+	struct fx *fx = *state;
+	const struct sys *flaky = &fx->s[3], *real = &fx->s[2];
+	char dir[512], list[600];
+	struct host h;
+
+	assert_int_equal(tu_tmpdir(dir, sizeof(dir), "sample_cdcs_flaky"), 0);
+	snprintf(list, sizeof(list), "%s/fail-list", dir);
+	assert_int_equal(setenv("ODM_TEST_CDCS_FAIL_FILE", list, 1), 0);
+
+	host_init(&h);
+	assert_int_equal(flaky_apply(flaky, &h), 0); /* no file */
+	host_free(&h);
+	put_file(list, "dm-other\ndm-test-10\n");
+	host_init(&h);
+	assert_int_equal(flaky_apply(flaky, &h), 0); /* not listed (a prefix is no match) */
+	host_free(&h);
+	put_file(list, "dm-other\ndm-test-1\n");
+	host_init(&h);
+	assert_int_equal(flaky_apply(flaky, &h), -1);
+	assert_non_null(strstr(h.last, "dm-test-1"));
+	assert_non_null(strstr(h.last, "ODM_TEST_CDCS_FAIL_FILE"));
+	host_free(&h);
+	host_init(&h);
+	assert_int_equal(flaky_apply(real, &h), 0);
+	host_free(&h);
+
+	assert_int_equal(unsetenv("ODM_TEST_CDCS_FAIL_FILE"), 0);
+	tu_rmtree(dir);
+}
+
+/* 1 if the file at path contains needle. */
+static int file_contains(const char *path, const char *needle)
+{
+	size_t n = strlen(needle), len = 0, cap = 0, r;
+	char *buf = NULL, *p;
+	FILE *f = fopen(path, "rb");
+	int hit = 0;
+
+	assert_non_null(f);
+	do {
+		if (len + 65536 > cap) {
+			cap = cap * 2 + 65536;
+			assert_non_null(buf = realloc(buf, cap));
+		}
+		r = fread(buf + len, 1, 65536, f);
+		len += r;
+	} while (r > 0);
+	fclose(f);
+	for (p = buf; !hit && p + n <= buf + len; p++)
+		hit = memcmp(p, needle, n) == 0;
+	free(buf);
+	return hit;
+}
+
+/* Test-only faults are built into the test plug-in only, never into what ships. */
+static void test_no_test_code_shipped(void **state)
+{
+	(void)state;
+	assert_true(file_contains(CDCS_FLAKY_CA, "ODM_TEST_CDCS_FAIL_FILE"));
+	assert_false(file_contains(CDCS_SAMPLE_CA, "ODM_TEST"));
+	assert_false(file_contains(CDCS_SAMPLE_CA_B, "ODM_TEST"));
+	assert_false(file_contains(CDCS_SAMPLE_DRM, "ODM_TEST"));
 }
 
 /* Data the CDCS must refuse, with nothing stored. */
@@ -483,7 +663,7 @@ static char *contract_content(const struct sys *s, int level, const char *text, 
 	assert_true(cjose_header_set(hdr, CJOSE_HDR_KID, kid, &cerr));
 	if (extra)
 		assert_true(cjose_header_set(hdr, "zip", "DEF", &cerr));
-	if (s->id == SAMPLE_CA) {
+	if (s->scheme == SAMPLE_CA) {
 		assert_true(cjose_header_set(hdr, CJOSE_HDR_ALG, "A256KW", &cerr));
 		assert_true(cjose_header_set(hdr, CJOSE_HDR_ENC, "A256GCM", &cerr));
 		jwk = cjose_jwk_create_oct_spec(s->keys[level], SAMPLE_KEY_LEN, &cerr);
@@ -528,7 +708,7 @@ static void test_contract_format(void **state)
 	char *data, *conf, *c;
 	int i;
 
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < NSYS; i++) {
 		const struct sys *s = &fx->s[i];
 
 		host_init(&h);
@@ -559,10 +739,10 @@ static void test_contract_format(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sample_ca),
-	    cmocka_unit_test(test_sample_drm),
-	    cmocka_unit_test(test_perso_refused),
-	    cmocka_unit_test(test_contract_format),
+	    cmocka_unit_test(test_sample_ca),     cmocka_unit_test(test_sample_drm),
+	    cmocka_unit_test(test_sample_ca_b),   cmocka_unit_test(test_ca_systems_apart),
+	    cmocka_unit_test(test_flaky_ca),      cmocka_unit_test(test_no_test_code_shipped),
+	    cmocka_unit_test(test_perso_refused), cmocka_unit_test(test_contract_format),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

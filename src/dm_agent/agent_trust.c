@@ -1,0 +1,31 @@
+/*
+ * agent_trust: the keys and the revocation list the agent decides with (agent.h). Held by the
+ * agent rather than by a run, so that "play" refuses a revoked CDCS between runs too.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "agent.h"
+#include "dev_revoke.h"
+
+void agent_trust_load(struct agent *a, const char *rid)
+{
+	char err[512];
+
+	agent_trust_free(a);
+	/* Read for each run: a device.json change needs no restart of the loop. */
+	if (dev_cdcs_keys_load(&a->cfg, &a->keys, err, sizeof(err)) == -1)
+		log_rwarn(rid, "CDCS keys: %s (every CDCS will be refused)", err);
+	if (dev_revocations_load(&a->cfg, a->keys.operator_pub, &a->revs, err, sizeof(err)) == -1)
+		log_rwarn(rid, "kept revocation list ignored: %s", err);
+	else if (a->revs.serial > 0)
+		log_rdebug(rid, "revocation list serial %lld: %zu version(s), %zu vendor key(s)",
+		           (long long)a->revs.serial, a->revs.n_versions, a->revs.n_keys);
+}
+
+void agent_trust_free(struct agent *a)
+{
+	dev_cdcs_keys_free(&a->keys);
+	revocation_free(&a->revs);
+	memset(&a->revs, 0, sizeof(a->revs));
+}
