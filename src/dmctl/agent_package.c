@@ -89,7 +89,7 @@ static int dmctl_pkg_parse(int argc, char **argv, struct dmctl_pkg_args *a)
 static int dmctl_mkdir(const char *path)
 {
 	if (mkdir(path, 0755) == -1 && errno != EEXIST) {
-		fprintf(stderr, "dmctl: mkdir %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "dmctl: io: mkdir %s: %s\n", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -124,17 +124,17 @@ int dmctl_agent_package_main(const struct dmctl_opts *opts, int argc, char **arg
 		return status;
 	status = DMCTL_EXIT_FAIL;
 	if ((key = pki_key_load(a.key, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: input: %s\n", err);
 		status = DMCTL_EXIT_USAGE;
 		goto out;
 	}
 	if ((bin = file_read(a.binary, DMCTL_PKG_MAX, &len, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: input: %s\n", err);
 		status = DMCTL_EXIT_USAGE;
 		goto out;
 	}
 	if (len == 0 || dmctl_sha256_hex(bin, len, hex) == -1) {
-		fprintf(stderr, "dmctl: %s: empty file or digest failure\n", a.binary);
+		fprintf(stderr, "dmctl: input: %s: empty file or digest failure\n", a.binary);
 		goto out;
 	}
 	claims = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I}", "iss", "opendm-agent-signer",
@@ -143,13 +143,13 @@ int dmctl_agent_package_main(const struct dmctl_opts *opts, int argc, char **arg
 	                   hex, "size", (json_int_t)len);
 	if (claims == NULL ||
 	    (jws = jose_sign(key, NULL, claims, DMCTL_PKG_TTL, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dmctl: cannot sign the manifest: %s\n",
+		fprintf(stderr, "dmctl: sign: cannot sign the manifest: %s\n",
 		        claims == NULL ? "out of memory" : err);
 		goto out;
 	}
 	n = snprintf(dir, sizeof(dir), "%s/%s/%lld", a.out, a.platform, a.vnum);
 	if (n < 0 || (size_t)n >= sizeof(dir)) {
-		fprintf(stderr, "dmctl: --out path too long\n");
+		fprintf(stderr, "dmctl: usage: --out path too long\n");
 		status = DMCTL_EXIT_USAGE;
 		goto out;
 	}
@@ -159,12 +159,12 @@ int dmctl_agent_package_main(const struct dmctl_opts *opts, int argc, char **arg
 	/* The binary first: a manifest never names a file that is not there yet. */
 	snprintf(path, sizeof(path), "%s/dm-agent", dir);
 	if (file_write_atomic(path, bin, len, 0755, err, sizeof(err)) == -1) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: io: %s\n", err);
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/manifest.jws", dir);
 	if (file_write_atomic(path, jws, strlen(jws), 0644, err, sizeof(err)) == -1) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: io: %s\n", err);
 		goto out;
 	}
 	status = DMCTL_EXIT_OK;

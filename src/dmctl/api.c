@@ -16,17 +16,14 @@ int dmctl_api_open(struct dmctl_api *a, const struct dmctl_opts *opts, const cha
 {
 	struct httpc_conf hc;
 	char err[1024];
-	json_t *url;
 
 	memset(a, 0, sizeof(*a));
 	if (dmctl_conf_load(opts->config, &a->conf) == -1)
 		return DMCTL_EXIT_USAGE;
 	a->loaded = 1;
-	if ((url = json_object_get(a->conf.endpoints, role)) == NULL) {
-		fprintf(stderr, "dmctl: %s: no endpoint configured for '%s'\n", opts->config, role);
+	a->config = opts->config;
+	if (role != NULL && dmctl_api_use(a, role) != DMCTL_EXIT_OK)
 		goto fail;
-	}
-	a->url = json_string_value(url);
 	if ((a->base = event_base_new()) == NULL) {
 		fprintf(stderr, "dmctl: cannot create an event loop\n");
 		goto fail;
@@ -36,7 +33,7 @@ int dmctl_api_open(struct dmctl_api *a, const struct dmctl_opts *opts, const cha
 	hc.timeout_ms = DMCTL_API_TIMEOUT_MS;
 	hc.max_response = max_response;
 	if ((a->c = httpc_new(a->base, &hc, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: config: %s\n", err);
 		goto fail;
 	}
 	return DMCTL_EXIT_OK;
@@ -56,22 +53,48 @@ void dmctl_api_close(struct dmctl_api *a)
 	memset(a, 0, sizeof(*a));
 }
 
+int dmctl_api_use(struct dmctl_api *a, const char *role)
+{
+	const char *url = json_string_value(json_object_get(a->conf.endpoints, role));
+
+	if (url == NULL) {
+		fprintf(stderr, "dmctl: config: %s: no endpoint configured for '%s'\n", a->config,
+		        role);
+		return DMCTL_EXIT_USAGE;
+	}
+	a->url = url;
+	a->role = role;
+	return DMCTL_EXIT_OK;
+}
+
 /* A daemon's error document {"error":{"code","message"}}, or a fallback naming the status. */
-static void dmctl_api_report(const struct httpc_resp *r)
+static void dmctl_api_report(const struct dmctl_api *a, const struct httpc_resp *r)
 {
 	json_t *e = json_object_get(r->json, "error");
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
 
+	/* Naming the daemon matters when a command asks several (device show, audit). */
 	if (code != NULL)
-		fprintf(stderr, "dmctl: %s: %s\n", code, msg != NULL ? msg : "");
+		fprintf(stderr, "dmctl: %s: %s (%s)\n", code, msg != NULL ? msg : "", a->role);
 	else
-		fprintf(stderr, "dmctl: http_%ld: unexpected response from the daemon\n",
-		        r->status);
+		fprintf(stderr, "dmctl: http_%ld: unexpected response from %s\n", r->status,
+		        a->role);
 }
 
-int dmctl_api_raw(struct dmctl_api *a, const char *method, const char *path, const json_t *body,
-                  struct httpc_resp **out)
+/* What an HTTP error status means for the exit status. */
+static int dmctl_api_exit(long status)
+{
+	if (status == 403)
+		return DMCTL_EXIT_FORBIDDEN;
+	if (status == 404)
+		return DMCTL_EXIT_NOTFOUND;
+	return DMCTL_EXIT_FAIL;
+}
+
+/* dmctl_api_raw(); quiet404: a 404 is returned without a message. */
+static int dmctl_api_send(struct dmctl_api *a, const char *method, const char *path,
+                          const json_t *body, int quiet404, struct httpc_resp **out)
 {
 	struct httpc_resp *r;
 	char url[1024];
@@ -80,7 +103,7 @@ int dmctl_api_raw(struct dmctl_api *a, const char *method, const char *path, con
 	*out = NULL;
 	n = snprintf(url, sizeof(url), "%s%s", a->url, path);
 	if (n < 0 || (size_t)n >= sizeof(url)) {
-		fprintf(stderr, "dmctl: URL too long\n");
+		fprintf(stderr, "dmctl: usage: URL too long\n");
 		return DMCTL_EXIT_USAGE;
 	}
 	if ((r = httpc_request_sync(a->c, method, url, NULL, body)) == NULL) {
@@ -88,27 +111,36 @@ int dmctl_api_raw(struct dmctl_api *a, const char *method, const char *path, con
 		return DMCTL_EXIT_FAIL;
 	}
 	if (r->error != NULL) {
-		fprintf(stderr, "dmctl: unreachable: %s: %s\n", a->url, r->error);
+		fprintf(stderr, "dmctl: unreachable: %s at %s: %s\n", a->role, a->url, r->error);
 		httpc_resp_free(r);
 		return DMCTL_EXIT_UNREACH;
 	}
 	if (r->status < 200 || r->status > 299) {
-		dmctl_api_report(r);
+		if (!(quiet404 && r->status == 404))
+			dmctl_api_report(a, r);
+		n = dmctl_api_exit(r->status);
 		httpc_resp_free(r);
-		return DMCTL_EXIT_FAIL;
+		return n;
 	}
 	*out = r;
 	return DMCTL_EXIT_OK;
 }
 
-int dmctl_api_call(struct dmctl_api *a, const char *method, const char *path, const json_t *body,
-                   json_t **out)
+int dmctl_api_raw(struct dmctl_api *a, const char *method, const char *path, const json_t *body,
+                  struct httpc_resp **out)
+{
+	return dmctl_api_send(a, method, path, body, 0, out);
+}
+
+/* dmctl_api_call(), quiet404 as in dmctl_api_send(). */
+static int dmctl_api_json(struct dmctl_api *a, const char *method, const char *path,
+                          const json_t *body, int quiet404, json_t **out)
 {
 	struct httpc_resp *r;
 	int status;
 
 	*out = NULL;
-	if ((status = dmctl_api_raw(a, method, path, body, &r)) != DMCTL_EXIT_OK)
+	if ((status = dmctl_api_send(a, method, path, body, quiet404, &r)) != DMCTL_EXIT_OK)
 		return status;
 	if (r->json == NULL && r->len == 0) {
 		/* An action answered with an empty 2xx body (e.g. a revocation) succeeded. */
@@ -124,6 +156,17 @@ int dmctl_api_call(struct dmctl_api *a, const char *method, const char *path, co
 	*out = json_incref(r->json);
 	httpc_resp_free(r);
 	return DMCTL_EXIT_OK;
+}
+
+int dmctl_api_call(struct dmctl_api *a, const char *method, const char *path, const json_t *body,
+                   json_t **out)
+{
+	return dmctl_api_json(a, method, path, body, 0, out);
+}
+
+int dmctl_api_get_opt(struct dmctl_api *a, const char *path, json_t **out)
+{
+	return dmctl_api_json(a, "GET", path, NULL, 1, out);
 }
 
 int dmctl_api_once_role(const struct dmctl_opts *opts, const char *role, const char *method,
@@ -159,53 +202,14 @@ int dmctl_print_json(const json_t *doc)
 	return DMCTL_EXIT_OK;
 }
 
-int dmctl_want_help(int argc, char **argv, const char *usage)
+int dmctl_done(const struct dmctl_opts *opts, int status, json_t *out, int (*print)(const json_t *))
 {
-	int i;
-
-	for (i = 0; i < argc; i++)
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			fputs(usage, stdout);
-			return 1;
-		}
-	return 0;
-}
-
-int dmctl_usage_error(const char *usage, const char *what, const char *arg)
-{
-	if (arg != NULL)
-		fprintf(stderr, "dmctl: %s '%s'\n%s", what, arg, usage);
-	else
-		fprintf(stderr, "dmctl: %s\n%s", what, usage);
-	return DMCTL_EXIT_USAGE;
-}
-
-int dmctl_parse_int(const char *s, long long min, long long max, long long *out)
-{
-	char *end;
-	long long v;
-
-	if (s == NULL || *s == '\0')
-		return -1;
-	v = strtoll(s, &end, 10);
-	if (*end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-int dmctl_valid_id(const char *s, size_t min, size_t max, const char *extra)
-{
-	size_t n = strlen(s), i;
-	char c;
-
-	if (n < min || n > max)
-		return 0;
-	for (i = 0; i < n; i++) {
-		c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      strchr(extra, c) != NULL))
-			return 0;
+	if (status == DMCTL_EXIT_OK) {
+		if (opts->json)
+			status = dmctl_print_json(out);
+		else if (print != NULL && print(out) == -1)
+			status = DMCTL_EXIT_FAIL;
 	}
-	return 1;
+	json_decref(out);
+	return status;
 }

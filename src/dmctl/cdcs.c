@@ -1,7 +1,8 @@
 /*
  * dmctl cdcs: the CDCS catalogue. publish lays out a signed image for cdcs-mss (the vendor's
  * manifest and the operator's approval, made by cdcsimg, the same code that checks them) and
- * registers it; register, withdraw and list talk to cdcs-mss.
+ * registers it; register, withdraw (retire) and list talk to cdcs-mss. The revocation list
+ * has its own file (revoke.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,15 +32,22 @@ static const char dmctl_cdcs_usage[] =
     "            --vendor-key KEY --operator-key KEY --catalogue DIR\n"
     "            [--no-approval] [--no-register] [--ttl-days D]\n"
     "       dmctl [-c config] [--json] cdcs register V/N/X/P/NUM\n"
-    "       dmctl [-c config] [--json] cdcs withdraw V N X P NUM\n"
+    "       dmctl [-c config] [--json] cdcs withdraw|retire V N X P NUM\n"
     "       dmctl [-c config] [--json] cdcs list\n"
+    "       dmctl [-c config] [--json] cdcs revoke VENDOR/NAME VERSION_NUMBER\n"
+    "            --operator-key KEY\n"
+    "       dmctl [-c config] [--json] cdcs revoke-key VENDOR --key PUB.pem\n"
+    "            --operator-key KEY\n"
+    "       dmctl [-c config] [--json] cdcs revocations\n"
     "\n"
     "publish copies the image to DIR/V/N/X/P/NUM/image and writes manifest.jws (signed with\n"
     "the vendor's KEY) and approval.jws (signed with the operator's KEY; --no-approval: none)\n"
     "there, valid D days (default 365), then registers the directory with cdcs-mss unless\n"
     "--no-register. A published version is never overwritten with other content.\n"
     "register asks cdcs-mss to verify and offer a published directory (path relative to its\n"
-    "catalogue_dir); withdraw stops an image being offered or served; list shows them all.\n";
+    "catalogue_dir); withdraw (or retire) stops an image being offered or served; list\n"
+    "shows them all. revoke, revoke-key and revocations manage the signed revocation list\n"
+    "('dmctl cdcs revoke --help'). Changes need the role catalogue.\n";
 
 struct dmctl_cdcs_args {
 	const char *image, *vendor, *name, *kind, *variant, *platform, *version;
@@ -166,13 +174,13 @@ static int dmctl_cdcs_mkdirs(const struct dmctl_cdcs_args *a, char *dir, size_t 
 		if (snprintf(dir + n, len - n, "/%s", parts[i]) >= (int)(len - n))
 			goto toolong;
 		if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
-			fprintf(stderr, "dmctl: mkdir %s: %s\n", dir, strerror(errno));
+			fprintf(stderr, "dmctl: io: mkdir %s: %s\n", dir, strerror(errno));
 			return -1;
 		}
 	}
 	return 0;
 toolong:
-	fprintf(stderr, "dmctl: --catalogue path too long\n");
+	fprintf(stderr, "dmctl: usage: --catalogue path too long\n");
 	return -1;
 }
 
@@ -207,11 +215,11 @@ static int dmctl_cdcs_copy(const char *src, const char *dir)
 	snprintf(tmp, sizeof(tmp), "%s/.image.XXXXXX", dir);
 	snprintf(dst, sizeof(dst), "%s/image", dir);
 	if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1) {
-		fprintf(stderr, "dmctl: %s: %s\n", src, strerror(errno));
+		fprintf(stderr, "dmctl: io: %s: %s\n", src, strerror(errno));
 		return -1;
 	}
 	if ((out = mkstemp(tmp)) == -1) {
-		fprintf(stderr, "dmctl: %s: %s\n", tmp, strerror(errno));
+		fprintf(stderr, "dmctl: io: %s: %s\n", tmp, strerror(errno));
 		goto out;
 	}
 	while ((n = read(in, buf, sizeof(buf))) != 0) {
@@ -219,7 +227,7 @@ static int dmctl_cdcs_copy(const char *src, const char *dir)
 			continue;
 		if (n == -1 || (total += n) > CDCSIMG_MAX_SIZE ||
 		    dmctl_cdcs_write_all(out, buf, (size_t)n) == -1) {
-			fprintf(stderr, "dmctl: copying %s: %s\n", src,
+			fprintf(stderr, "dmctl: io: copying %s: %s\n", src,
 			        n == -1 || total <= CDCSIMG_MAX_SIZE ? strerror(errno)
 			                                             : "larger than 256 MiB");
 			goto out;
@@ -227,12 +235,12 @@ static int dmctl_cdcs_copy(const char *src, const char *dir)
 	}
 	if (fchmod(out, 0644) == -1 || fsync(out) == -1 || close(out) == -1) {
 		out = -1;
-		fprintf(stderr, "dmctl: %s: %s\n", tmp, strerror(errno));
+		fprintf(stderr, "dmctl: io: %s: %s\n", tmp, strerror(errno));
 		goto out;
 	}
 	out = -1;
 	if (rename(tmp, dst) == -1) {
-		fprintf(stderr, "dmctl: %s: %s\n", dst, strerror(errno));
+		fprintf(stderr, "dmctl: io: %s: %s\n", dst, strerror(errno));
 		goto out;
 	}
 	tmp[0] = '\0';
@@ -262,11 +270,11 @@ static int dmctl_cdcs_place(const struct dmctl_cdcs_args *a, const char *dir,
 	int64_t size;
 
 	if (cdcsimg_file_digest(a->image, CDCSIMG_MAX_SIZE, sha, &size, err, sizeof(err)) == -1) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: io: %s\n", err);
 		return -1;
 	}
 	if (size == 0) {
-		fprintf(stderr, "dmctl: %s: empty file\n", a->image);
+		fprintf(stderr, "dmctl: input: %s: empty file\n", a->image);
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/image", dir);
@@ -286,11 +294,11 @@ static int dmctl_cdcs_place(const struct dmctl_cdcs_args *a, const char *dir,
 	/* The digest of what cdcs-mss will serve, not of what was read. */
 	if (cdcsimg_file_digest(path, CDCSIMG_MAX_SIZE, m->sha256, &m->size, err, sizeof(err)) ==
 	    -1) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: io: %s\n", err);
 		return -1;
 	}
 	if (strcmp(m->sha256, sha) != 0) {
-		fprintf(stderr, "dmctl: %s changed while it was copied\n", a->image);
+		fprintf(stderr, "dmctl: io: %s changed while it was copied\n", a->image);
 		return -1;
 	}
 	return 0;
@@ -302,31 +310,42 @@ static int dmctl_cdcs_write(const char *dir, const char *file, const char *text)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	if (file_write_atomic(path, text, strlen(text), 0644, err, sizeof(err)) == -1) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: io: %s\n", err);
 		return -1;
 	}
 	return 0;
 }
 
-/* Sign and write manifest.jws and (unless --no-approval) approval.jws. */
+/* The vendor's and (unless --no-approval) the operator's key: 0, or -1 after a message. */
+static int dmctl_cdcs_keys(const struct dmctl_cdcs_args *a, EVP_PKEY **vkey, EVP_PKEY **okey)
+{
+	char err[1024];
+
+	*okey = NULL;
+	if ((*vkey = pki_key_load(a->vendor_key, err, sizeof(err))) == NULL ||
+	    (!a->no_approval &&
+	     (*okey = pki_key_load(a->operator_key, err, sizeof(err))) == NULL)) {
+		fprintf(stderr, "dmctl: input: %s\n", err);
+		EVP_PKEY_free(*vkey);
+		*vkey = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Sign and write manifest.jws and (okey not NULL) approval.jws. */
 static int dmctl_cdcs_sign(const struct dmctl_cdcs_args *a, const char *dir,
-                           const struct cdcsimg_manifest *m)
+                           const struct cdcsimg_manifest *m, EVP_PKEY *vkey, EVP_PKEY *okey)
 {
 	char err[1024], path[DMCTL_CDCS_PATH_MAX + 32];
-	EVP_PKEY *vkey = NULL, *okey = NULL;
 	char *manifest = NULL, *approval = NULL;
 	int64_t ttl = (int64_t)a->days * 86400;
 	int rc = -1;
 
-	if ((vkey = pki_key_load(a->vendor_key, err, sizeof(err))) == NULL ||
-	    (!a->no_approval && (okey = pki_key_load(a->operator_key, err, sizeof(err))) == NULL)) {
-		fprintf(stderr, "dmctl: %s\n", err);
-		goto out;
-	}
 	if ((manifest = cdcsimg_manifest_sign(vkey, m, ttl, err, sizeof(err))) == NULL ||
 	    (okey != NULL && (approval = cdcsimg_approval_sign(okey, m, manifest, ttl, err,
 	                                                       sizeof(err))) == NULL)) {
-		fprintf(stderr, "dmctl: cannot sign: %s\n", err);
+		fprintf(stderr, "dmctl: sign: %s\n", err);
 		goto out;
 	}
 	/* The image is in place already: a manifest never names a file that is not there. */
@@ -340,52 +359,47 @@ static int dmctl_cdcs_sign(const struct dmctl_cdcs_args *a, const char *dir,
 		if ((rc = unlink(path)) == -1 && errno == ENOENT)
 			rc = 0;
 		else if (rc == -1)
-			fprintf(stderr, "dmctl: %s: %s\n", path, strerror(errno));
+			fprintf(stderr, "dmctl: io: %s: %s\n", path, strerror(errno));
 	}
 out:
 	free(manifest);
 	free(approval);
-	EVP_PKEY_free(vkey);
-	EVP_PKEY_free(okey);
 	return rc;
 }
 
-static void dmctl_cdcs_print(const json_t *img)
-{
-	const json_t *w = json_object_get(img, "withdrawn_at");
+static const struct dmctl_col dmctl_image_cols[] = {
+    {"CDCS", "vendor/name", 0},
+    {"VARIANT", "variant", 0},
+    {"PLATFORM", "platform", 0},
+    {"NUM", "version_number", DMCTL_COL_RIGHT},
+    {"VERSION", "version", 0},
+    {"KIND", "kind", 0},
+    {"SIZE", "size", DMCTL_COL_RIGHT},
+    {"WITHDRAWN", "withdrawn_at", DMCTL_COL_TIME},
+    {"REVOKED", "revoked", 0},
+    {"SHA256", "sha256", 0},
+    {NULL, NULL, 0},
+};
 
-	printf("%s/%s %s %s v%lld (%s, %s, %lld bytes, sha256 %s)%s\n",
-	       json_string_value(json_object_get(img, "vendor")),
-	       json_string_value(json_object_get(img, "name")),
-	       json_string_value(json_object_get(img, "variant")),
-	       json_string_value(json_object_get(img, "platform")),
-	       (long long)json_integer_value(json_object_get(img, "version_number")),
-	       json_string_value(json_object_get(img, "version")),
-	       json_string_value(json_object_get(img, "kind")),
-	       (long long)json_integer_value(json_object_get(img, "size")),
-	       json_string_value(json_object_get(img, "sha256")),
-	       json_is_integer(w) ? " WITHDRAWN" : "");
+static int dmctl_cdcs_print(const json_t *img)
+{
+	return dmctl_table_one(dmctl_image_cols, img);
 }
 
-/* One call to cdcs-mss; takes body. Prints the image record it answers. */
+static int dmctl_cdcs_list_print(const json_t *doc)
+{
+	return dmctl_table(dmctl_image_cols, json_object_get(doc, "images"));
+}
+
+/* One call to cdcs-mss; takes body. Prints the image record (list: records) it answers. */
 static int dmctl_cdcs_call(const struct dmctl_opts *opts, const char *method, const char *path,
                            json_t *body, int list)
 {
-	json_t *out = NULL, *img;
-	size_t i;
+	json_t *out = NULL;
 	int status;
 
-	if ((status = dmctl_api_once_role(opts, "cdcs-mss", method, path, body, &out)) !=
-	    DMCTL_EXIT_OK)
-		return status;
-	if (opts->json)
-		status = dmctl_print_json(out);
-	else if (!list)
-		dmctl_cdcs_print(out);
-	else
-		json_array_foreach(json_object_get(out, "images"), i, img) dmctl_cdcs_print(img);
-	json_decref(out);
-	return status;
+	status = dmctl_api_once_role(opts, "cdcs-mss", method, path, body, &out);
+	return dmctl_done(opts, status, out, list ? dmctl_cdcs_list_print : dmctl_cdcs_print);
 }
 
 static int dmctl_cdcs_publish(const struct dmctl_opts *opts, int argc, char **argv)
@@ -393,6 +407,7 @@ static int dmctl_cdcs_publish(const struct dmctl_opts *opts, int argc, char **ar
 	struct dmctl_cdcs_args a;
 	struct cdcsimg_manifest m;
 	char dir[DMCTL_CDCS_PATH_MAX], rel[DMCTL_CDCS_PATH_MAX];
+	EVP_PKEY *vkey = NULL, *okey = NULL;
 	json_t *rec;
 	int status;
 
@@ -407,9 +422,17 @@ static int dmctl_cdcs_publish(const struct dmctl_opts *opts, int argc, char **ar
 	snprintf(m.version, sizeof(m.version), "%s", a.version);
 	m.version_number = a.vnum;
 	m.abi = ODM_CDCS_ABI_VERSION;
+	/* Unusable keys are bad input: found before anything is written or sent. */
+	if (dmctl_cdcs_keys(&a, &vkey, &okey) == -1)
+		return DMCTL_EXIT_USAGE;
+	status = DMCTL_EXIT_OK;
 	if (dmctl_cdcs_mkdirs(&a, dir, sizeof(dir)) == -1 || dmctl_cdcs_place(&a, dir, &m) == -1 ||
-	    dmctl_cdcs_sign(&a, dir, &m) == -1)
-		return DMCTL_EXIT_FAIL;
+	    dmctl_cdcs_sign(&a, dir, &m, vkey, okey) == -1)
+		status = DMCTL_EXIT_FAIL;
+	EVP_PKEY_free(vkey);
+	EVP_PKEY_free(okey);
+	if (status != DMCTL_EXIT_OK)
+		return status;
 	snprintf(rel, sizeof(rel), "%s/%s/%s/%s/%lld", a.vendor, a.name, a.variant, a.platform,
 	         a.vnum);
 	if (!a.no_register)
@@ -420,21 +443,18 @@ static int dmctl_cdcs_publish(const struct dmctl_opts *opts, int argc, char **ar
 		json_decref(rec);
 		return DMCTL_EXIT_FAIL;
 	}
-	if (opts->json)
-		status = dmctl_print_json(rec);
-	else {
-		printf("published (not registered) %s: ", dir);
-		dmctl_cdcs_print(rec);
-	}
-	json_decref(rec);
-	return status;
+	if (!opts->json)
+		printf("published (not registered) in %s\n", dir);
+	return dmctl_done(opts, DMCTL_EXIT_OK, rec, dmctl_cdcs_print);
 }
 
 static int dmctl_cdcs_withdraw(const struct dmctl_opts *opts, int argc, char **argv)
 {
 	long long vnum;
 
-	if (argc != 5 || dmctl_parse_int(argv[4], 1, DMCTL_CDCS_VNUM_MAX, &vnum) == -1)
+	if (argc != 5 || dmctl_parse_int(argv[4], 1, DMCTL_CDCS_VNUM_MAX, &vnum) == -1 ||
+	    !cdcsimg_valid_id(argv[0]) || !cdcsimg_valid_id(argv[1]) ||
+	    !cdcsimg_valid_variant(argv[2]) || !cdcsimg_valid_platform(argv[3]))
 		return dmctl_usage_error(
 		    dmctl_cdcs_usage, "withdraw: expected VENDOR NAME VARIANT PLATFORM NUM", NULL);
 	return dmctl_cdcs_call(opts, "POST", "/v1/admin/images/withdraw",
@@ -446,17 +466,27 @@ static int dmctl_cdcs_withdraw(const struct dmctl_opts *opts, int argc, char **a
 
 int dmctl_cdcs_main(const struct dmctl_opts *opts, int argc, char **argv)
 {
+	if (argc >= 1 && (strcmp(argv[0], "revoke") == 0 || strcmp(argv[0], "revoke-key") == 0 ||
+	                  strcmp(argv[0], "revocations") == 0))
+		return dmctl_revoke_main(opts, argc, argv);
 	if (dmctl_want_help(argc, argv, dmctl_cdcs_usage))
 		return DMCTL_EXIT_OK;
 	if (argc >= 1 && strcmp(argv[0], "publish") == 0)
 		return dmctl_cdcs_publish(opts, argc - 1, argv + 1);
-	if (argc == 2 && strcmp(argv[0], "register") == 0)
+	if (argc == 2 && strcmp(argv[0], "register") == 0) {
+		if (!dmctl_valid_id(argv[1], 1, 1024, "._/-") || strstr(argv[1], "..") != NULL)
+			return dmctl_usage_error(dmctl_cdcs_usage, "register: not a catalogue path",
+			                         argv[1]);
 		return dmctl_cdcs_call(opts, "POST", "/v1/admin/images",
 		                       json_pack("{s:s}", "path", argv[1]), 0);
-	if (argc >= 1 && strcmp(argv[0], "withdraw") == 0)
+	}
+	/* retire is the operator's word for withdraw. */
+	if (argc >= 1 && (strcmp(argv[0], "withdraw") == 0 || strcmp(argv[0], "retire") == 0))
 		return dmctl_cdcs_withdraw(opts, argc - 1, argv + 1);
 	if (argc == 1 && strcmp(argv[0], "list") == 0)
 		return dmctl_cdcs_call(opts, "GET", "/v1/admin/images", NULL, 1);
-	return dmctl_usage_error(dmctl_cdcs_usage, "cdcs: expected publish|register|withdraw|list",
-	                         NULL);
+	return dmctl_usage_error(
+	    dmctl_cdcs_usage,
+	    "cdcs: expected publish|register|withdraw|retire|list|revoke|revoke-key|revocations",
+	    NULL);
 }

@@ -10,15 +10,26 @@ static const char dmctl_code_usage[] =
     "usage: dmctl [-c config] [--json] code issue ACCOUNT [--ttl SECONDS]\n"
     "\n"
     "Prints a new single-use activation code for ACCOUNT, valid for SECONDS (default\n"
-    "86400). dm-mss keeps only its hash: it cannot be shown again. With --json:\n"
-    "{\"code\", \"expires_at\"}.\n";
+    "86400, at most 90 days). dm-mss keeps only its hash: it cannot be shown again. With\n"
+    "--json: {\"code\", \"expires_at\"}. Needs the role subscribers.\n";
+
+static int dmctl_code_print(const json_t *doc)
+{
+	const char *code = json_string_value(json_object_get(doc, "code"));
+
+	if (code == NULL) {
+		fprintf(stderr, "dmctl: bad_response: no code in the answer\n");
+		return -1;
+	}
+	printf("%s\n", code);
+	return 0;
+}
 
 static int dmctl_code_issue(const struct dmctl_opts *opts, int argc, char **argv)
 {
 	const char *account = NULL;
 	long long ttl = 86400;
 	json_t *out = NULL;
-	const char *code;
 	int i, status;
 
 	for (i = 0; i < argc; i++) {
@@ -33,27 +44,14 @@ static int dmctl_code_issue(const struct dmctl_opts *opts, int argc, char **argv
 		else
 			return dmctl_usage_error(dmctl_code_usage, "unexpected argument", argv[i]);
 	}
-	if (account == NULL || strlen(account) > 64)
+	if (account == NULL || !dmctl_account_ok(account))
 		return dmctl_usage_error(dmctl_code_usage,
-		                         "an ACCOUNT of 1-64 characters is required", NULL);
+		                         "an ACCOUNT of 1-64 of A-Z a-z 0-9 . _ - is required, not",
+		                         account != NULL ? account : "");
 	status = dmctl_api_once(
 	    opts, "POST", "/v1/admin/activation-codes",
 	    json_pack("{s:s, s:I}", "account", account, "ttl_s", (json_int_t)ttl), &out);
-	if (status != DMCTL_EXIT_OK)
-		goto out;
-	code = json_string_value(json_object_get(out, "code"));
-	if (code == NULL) {
-		fprintf(stderr, "dmctl: bad_response: no code in the answer\n");
-		status = DMCTL_EXIT_FAIL;
-		goto out;
-	}
-	if (opts->json)
-		status = dmctl_print_json(out);
-	else
-		printf("%s\n", code);
-out:
-	json_decref(out);
-	return status;
+	return dmctl_done(opts, status, out, dmctl_code_print);
 }
 
 int dmctl_code_main(const struct dmctl_opts *opts, int argc, char **argv)

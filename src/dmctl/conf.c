@@ -32,18 +32,18 @@ static int dmctl_conf_check_endpoints(const char *path, const json_t *eps)
 	const char *s;
 
 	if (!json_is_object(eps)) {
-		fprintf(stderr, "dmctl: %s: key 'endpoints': expected an object\n", path);
+		fprintf(stderr, "dmctl: config: %s: key 'endpoints': expected an object\n", path);
 		return -1;
 	}
 	json_object_foreach((json_t *)eps, role, url)
 	{
 		s = json_string_value(url);
 		if (s == NULL || strncmp(s, "https://", 8) != 0 || strlen(s) > DMCTL_URL_MAX) {
-			fprintf(
-			    stderr,
-			    "dmctl: %s: key 'endpoints.%s': expected an https:// URL of at most "
-			    "%d bytes\n",
-			    path, role, DMCTL_URL_MAX);
+			fprintf(stderr,
+			        "dmctl: config: %s: key 'endpoints.%s': expected an https:// URL "
+			        "of at most "
+			        "%d bytes\n",
+			        path, role, DMCTL_URL_MAX);
 			return -1;
 		}
 	}
@@ -60,16 +60,16 @@ int dmctl_conf_load(const char *path, struct dmctl_conf *conf)
 
 	memset(conf, 0, sizeof(*conf));
 	if ((text = file_read(path, DMCTL_CONF_MAX, &len, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: config: %s\n", err);
 		goto fail;
 	}
 	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
-		fprintf(stderr, "dmctl: %s: line %d column %d: %s\n", path, jerr.line, jerr.column,
-		        jerr.text);
+		fprintf(stderr, "dmctl: config: %s: line %d column %d: %s\n", path, jerr.line,
+		        jerr.column, jerr.text);
 		goto fail;
 	}
 	if (schema_decode(root, dmctl_conf_fields, conf, path, err, sizeof(err)) == -1) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: config: %s\n", err);
 		goto fail;
 	}
 	if (dmctl_conf_check_endpoints(path, conf->endpoints) == -1)

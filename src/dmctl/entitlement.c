@@ -5,8 +5,7 @@
 
 #include "dmctl.h"
 
-#define DMCTL_ACCOUNT_EXTRA "._-"
-#define DMCTL_LEVEL_EXTRA   "_-"
+#define DMCTL_LEVEL_EXTRA "_-"
 
 static const char dmctl_entitlement_usage[] =
     "usage: dmctl [-c config] [--json] entitlement set ACCOUNT LEVEL[,LEVEL...]\n"
@@ -14,7 +13,8 @@ static const char dmctl_entitlement_usage[] =
     "\n"
     "set replaces the account's entitlement levels (e.g. basic,premium; \"\" clears them);\n"
     "cdcs-pss decides from them which CA/DRM clients the account's devices get. A level is\n"
-    "1-32 characters of a-z 0-9 _ -. Asks cdcs-pss with the operator certificate.\n";
+    "1-32 characters of a-z 0-9 _ -. Asks cdcs-pss with the operator certificate (role\n"
+    "subscribers for set).\n";
 
 /* "basic,premium" as a JSON array, each level checked; NULL after a usage message. */
 static json_t *dmctl_levels_parse(const char *text)
@@ -46,17 +46,15 @@ fail:
 	return NULL;
 }
 
-static void dmctl_entitlement_print(const json_t *doc)
+static int dmctl_entitlement_print(const json_t *doc)
 {
-	const json_t *levels = json_object_get(doc, "levels"), *v;
-	size_t i;
+	static const struct dmctl_col cols[] = {
+	    {"ACCOUNT", "account", 0},
+	    {"LEVELS", "levels", 0},
+	    {NULL, NULL, 0},
+	};
 
-	printf("%-24s %s\n", "ACCOUNT", "LEVELS");
-	printf("%-24s ", json_string_value(json_object_get(doc, "account")));
-	if (json_array_size(levels) == 0)
-		printf("-");
-	json_array_foreach(levels, i, v) printf("%s%s", i > 0 ? "," : "", json_string_value(v));
-	printf("\n");
+	return dmctl_table_one(cols, doc);
 }
 
 int dmctl_entitlement_main(const struct dmctl_opts *opts, int argc, char **argv)
@@ -72,7 +70,7 @@ int dmctl_entitlement_main(const struct dmctl_opts *opts, int argc, char **argv)
 		return dmctl_usage_error(dmctl_entitlement_usage,
 		                         "entitlement: expected set ACCOUNT LEVELS or show ACCOUNT",
 		                         NULL);
-	if (!dmctl_valid_id(argv[1], 1, 64, DMCTL_ACCOUNT_EXTRA))
+	if (!dmctl_account_ok(argv[1]))
 		return dmctl_usage_error(dmctl_entitlement_usage,
 		                         "not an account (1-64 of A-Z a-z 0-9 . _ -):", argv[1]);
 	snprintf(path, sizeof(path), "/v1/admin/entitlements/%s", argv[1]);
@@ -83,12 +81,5 @@ int dmctl_entitlement_main(const struct dmctl_opts *opts, int argc, char **argv)
 		                             json_pack("{s:o}", "levels", levels), &out);
 	} else
 		status = dmctl_api_once_role(opts, "cdcs-pss", "GET", path, NULL, &out);
-	if (status == DMCTL_EXIT_OK) {
-		if (opts->json)
-			status = dmctl_print_json(out);
-		else
-			dmctl_entitlement_print(out);
-	}
-	json_decref(out);
-	return status;
+	return dmctl_done(opts, status, out, dmctl_entitlement_print);
 }

@@ -13,6 +13,13 @@
 
 #define DMCTL_HEALTH_MAX 32
 
+static const char dmctl_health_usage[] =
+    "usage: dmctl [-c config] [--json] health [ROLE...]\n"
+    "\n"
+    "Asks every daemon of the config (or the ROLEs named, e.g. dm-mss cdcs-pss) for\n"
+    "GET /v1/health at once and prints one row per daemon: status, version, database\n"
+    "state and uptime. Exit status 3 if any could not be reached, 1 if any is not ok.\n";
+
 struct dmctl_probe {
 	const char *role;
 	const char *url;
@@ -60,7 +67,7 @@ static int dmctl_health_pick(struct dmctl_health *h, const json_t *eps, int argc
 	}
 	for (i = 0; i < argc && h->n < DMCTL_HEALTH_MAX; i++) {
 		if ((url = json_object_get(eps, argv[i])) == NULL) {
-			fprintf(stderr, "dmctl: health: no endpoint configured for '%s'\n",
+			fprintf(stderr, "dmctl: config: no endpoint configured for '%s'\n",
 			        argv[i]);
 			return -1;
 		}
@@ -110,8 +117,8 @@ static int dmctl_health_print(const struct dmctl_health *h, int as_json)
 		       (long long)json_integer_value(json_object_get(p->body, "uptime_s")));
 	}
 	if (as_json) {
-		json_dumpf(out, stdout, JSON_INDENT(2));
-		printf("\n");
+		if (dmctl_print_json(out) != DMCTL_EXIT_OK)
+			status = DMCTL_EXIT_FAIL;
 		json_decref(out);
 	}
 	return status;
@@ -127,6 +134,8 @@ int dmctl_health_main(const struct dmctl_opts *opts, int argc, char **argv)
 	int status = DMCTL_EXIT_USAGE;
 	size_t i;
 
+	if (dmctl_want_help(argc, argv, dmctl_health_usage))
+		return DMCTL_EXIT_OK;
 	memset(&h, 0, sizeof(h));
 	if (dmctl_conf_load(opts->config, &conf) == -1)
 		return DMCTL_EXIT_USAGE;
@@ -138,7 +147,7 @@ int dmctl_health_main(const struct dmctl_opts *opts, int argc, char **argv)
 	hc.tls = conf.tls;
 	hc.timeout_ms = 5000;
 	if ((c = httpc_new(h.base, &hc, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: config: %s\n", err);
 		goto out;
 	}
 	for (i = 0; i < h.n; i++) {

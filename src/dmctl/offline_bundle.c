@@ -58,13 +58,14 @@ static int dmctl_bundle_parse(int argc, char **argv, struct dmctl_bundle_args *a
 		return dmctl_usage_error(dmctl_offline_bundle_usage,
 		                         "--hw-id, --account, --capability and --out are required",
 		                         NULL);
-	if (!dmctl_valid_id(a->hw_id, 4, 64, "._:-"))
+	if (!dmctl_hw_id_ok(a->hw_id))
 		return dmctl_usage_error(
 		    dmctl_offline_bundle_usage,
 		    "not a hardware id (4-64 of A-Z a-z 0-9 . _ : -):", a->hw_id);
-	if (strlen(a->account) < 1 || strlen(a->account) > 64)
+	if (!dmctl_account_ok(a->account))
 		return dmctl_usage_error(dmctl_offline_bundle_usage,
-		                         "--account wants 1-64 characters", NULL);
+		                         "--account wants 1-64 of A-Z a-z 0-9 . _ -, not",
+		                         a->account);
 	return DMCTL_EXIT_OK;
 }
 
@@ -72,23 +73,16 @@ static int dmctl_bundle_parse(int argc, char **argv, struct dmctl_bundle_args *a
 static json_t *dmctl_bundle_capability(const char *path)
 {
 	char err[1024];
-	json_error_t jerr;
 	json_t *cap;
 	char *text;
 	size_t len;
 
 	if ((text = file_read(path, DMCTL_BUNDLE_CAP_MAX, &len, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: input: %s\n", err);
 		return NULL;
 	}
-	cap = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	cap = dmctl_json_object(path, text, len);
 	free(text);
-	if (cap == NULL || !json_is_object(cap)) {
-		fprintf(stderr, "dmctl: %s: not a JSON object%s%s\n", path, cap == NULL ? ": " : "",
-		        cap == NULL ? jerr.text : "");
-		json_decref(cap);
-		return NULL;
-	}
 	return cap;
 }
 
@@ -127,7 +121,7 @@ static int dmctl_bundle_write(const char *path, const json_t *doc, const struct 
 	if (out == NULL || (text = json_dumps(out, JSON_COMPACT)) == NULL)
 		goto fail;
 	if (file_write_atomic(path, text, strlen(text), 0600, err, sizeof(err)) == -1) {
-		fprintf(stderr, "dmctl: %s\n", err);
+		fprintf(stderr, "dmctl: io: %s\n", err);
 		goto fail;
 	}
 	rc = 0;
