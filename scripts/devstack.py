@@ -36,6 +36,9 @@ VENDORS = ["vendor-a", "vendor-b"]
 # The two sample CDCSs (src/cdcs/): (vendor, name, kind, plug-in file in the build dir).
 SAMPLE_CDCS = [("vendor-a", "sample-ca", "ca", "cdcs-sample-ca.so"),
                ("vendor-b", "sample-drm", "drm", "cdcs-sample-drm.so")]
+# A second CA vendor's client (the sample CA built as vendor-b/sample-ca): what an operator
+# switches to online (dmctl campaign). Published on demand, not by fig5_setup.
+OTHER_CDCS = [("vendor-b", "sample-ca", "ca", "cdcs-sample-ca-b.so")]
 # The development policy: the CA client for every basic subscriber, in its "hw" variant (with
 # UHD keys) on a device with a hardware-secure video path and "sw" otherwise, and the DRM
 # client as well for premium subscribers.
@@ -229,7 +232,8 @@ class Stack:
         """dmctl cdcs publish: a CDCS image into the catalogue, signed by its vendor and
         approved by the operator (other keys, or no approval, for negative tests)."""
         if image is None:
-            image = self.bin(next(s[3] for s in SAMPLE_CDCS if s[0] == vendor and s[1] == name))
+            image = self.bin(next(s[3] for s in SAMPLE_CDCS + OTHER_CDCS
+                                  if s[0] == vendor and s[1] == name))
         args = ["cdcs", "publish", "--image", image, "--vendor", vendor, "--name", name,
                 "--kind", kind, "--variant", variant, "--platform", PLATFORM,
                 "--version", version, "--version-number", number,
@@ -242,6 +246,18 @@ class Stack:
         if not register:
             args.append("--no-register")
         return self.dmctl(*args, check=check)
+
+    def operator(self, name, roles):
+        """An operator certificate with these roles (dmctl pki operator) and a dmctl config
+        using it: the config's path."""
+        self.dmctl("pki", "operator", self.pki, "--name", name, "--role", ",".join(roles))
+        conf = json.loads(open(os.path.join(self.dir, "dmctl.json")).read())
+        conf["tls"]["cert"] = os.path.join(self.pki, "operator-%s.crt" % name)
+        conf["tls"]["key"] = os.path.join(self.pki, "operator-%s.key" % name)
+        path = os.path.join(self.dir, "dmctl-%s.json" % name)
+        with open(path, "w") as f:
+            json.dump(conf, f, indent=2)
+        return path
 
     def cpe_ctl(self, *args, check=True):
         """sd-if-agent -c CONF ctl ARGS: the CPE's local admin command (what its TV menu does)."""

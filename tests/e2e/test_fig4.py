@@ -217,7 +217,7 @@ class Online(Fig4Base):
                     for chunk in body:
                         self.assertNotIn(chunk, text, "key material in " + f)
         # The head-end recorded the device (dm-mss) and the certificate (dm-iss).
-        show = json.loads(self.dmctl("--json", "device", "show", dev.hw_id).stdout)
+        show = json.loads(self.dmctl("--json", "device", "show", dev.hw_id).stdout)["device"]
         self.assertEqual((show["account"], show["status"]), (acct, "active"))
         self.assertEqual(db_query(self.db("dm-mss"),
                                   "SELECT s.account, d.status FROM device d JOIN subscriber s"
@@ -321,7 +321,7 @@ class Online(Fig4Base):
         self.assert_installed(first, first.install(code=self.code(acct)))
         r = self.dmctl("device", "revoke", first.hw_id)
         self.assertIn("revoked", r.stdout)
-        show = json.loads(self.dmctl("--json", "device", "show", first.hw_id).stdout)
+        show = json.loads(self.dmctl("--json", "device", "show", first.hw_id).stdout)["device"]
         self.assertEqual(show["status"], "revoked")
         # The same hardware, wiped (fresh state), tries again with a new code.
         again = self.device(hw_id=first.hw_id)
@@ -432,7 +432,7 @@ class Online(Fig4Base):
         r = self.dmctl("subscriber", "add", "x", "--device-limit", "0", check=False)
         self.assertEqual(r.returncode, 2)
         r = self.dmctl("device", "show", "no-such-device", check=False)
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 5)
         self.assertIn("dmctl: unknown_device:", r.stderr)
         acct = self.account()
         r = self.dmctl("subscriber", "add", acct, check=False)
@@ -445,7 +445,7 @@ class Online(Fig4Base):
         bad = os.path.join(self.workdir, "dmctl-app.json")
         dump(conf, bad)
         r = self.dmctl("code", "issue", acct, conf=bad, check=False)
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 4)
         self.assertIn("dmctl: forbidden:", r.stderr)
         # Nobody listening.
         conf = load(self.dmctl_conf)

@@ -341,7 +341,7 @@ class Relay(SdifBase):
         r = dev.install(paired=True)
         self.assertEqual(r.returncode, OK, r.stderr)
         self.assertIsNotNone(dev.dm_id)
-        show = json.loads(self.dmctl("--json", "device", "show", dev.hw_id).stdout)
+        show = json.loads(self.dmctl("--json", "device", "show", dev.hw_id).stdout)["device"]
         self.assertEqual(show["account"], self.home)
         r, doc = dev.cdcs_sync()
         self.assertEqual(r.returncode, OK, r.stdout + r.stderr)
