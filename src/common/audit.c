@@ -14,7 +14,7 @@
 static const char audit_schema[] =
     "CREATE TABLE IF NOT EXISTS audit ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " ts INTEGER NOT NULL,"
+    " ts_ms INTEGER NOT NULL,"
     " rid TEXT NOT NULL,"
     " actor TEXT NOT NULL,"
     " action TEXT NOT NULL,"
@@ -38,6 +38,7 @@ int audit_init(struct db *db, char *err, size_t errlen)
 int audit_add(struct db *db, const char *rid, const char *actor, const char *action,
               const char *subject, const json_t *detail)
 {
+	struct timespec now;
 	sqlite3_stmt *st;
 	char *text = NULL;
 	int rc = -1;
@@ -47,10 +48,11 @@ int audit_add(struct db *db, const char *rid, const char *actor, const char *act
 		log_err("%s: out of memory", __func__);
 		goto fail;
 	}
-	if ((st = db_prepare(db, "INSERT INTO audit (ts, rid, actor, action, subject, detail)"
+	if ((st = db_prepare(db, "INSERT INTO audit (ts_ms, rid, actor, action, subject, detail)"
 	                         " VALUES (?, ?, ?, ?, ?, ?)")) == NULL)
 		goto fail;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
+	clock_gettime(CLOCK_REALTIME, &now);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now.tv_sec * 1000 + now.tv_nsec / 1000000);
 	sqlite3_bind_text(st, 2, rid != NULL ? rid : "-", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, actor != NULL ? actor : "unknown", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, action, -1, SQLITE_STATIC);
@@ -84,7 +86,7 @@ json_t *audit_query(struct db *db, const char *subject, const char *action, long
 	json_t *out = NULL, *row, *detail;
 	int rc;
 
-	if ((st = db_prepare(db, "SELECT seq, ts, rid, actor, action, subject, detail FROM audit"
+	if ((st = db_prepare(db, "SELECT seq, ts_ms, rid, actor, action, subject, detail FROM audit"
 	                         " WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR action = ?2)"
 	                         " AND seq > ?3 ORDER BY seq LIMIT ?4")) == NULL)
 		return NULL;
@@ -98,8 +100,9 @@ json_t *audit_query(struct db *db, const char *subject, const char *action, long
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		detail = json_loads((const char *)sqlite3_column_text(st, 6), 0, NULL);
-		row = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:o}", "seq",
+		row = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:o}", "seq",
 		                (json_int_t)sqlite3_column_int64(st, 0), "ts",
+		                (json_int_t)(sqlite3_column_int64(st, 1) / 1000), "ts_ms",
 		                (json_int_t)sqlite3_column_int64(st, 1), "rid",
 		                (const char *)sqlite3_column_text(st, 2), "actor",
 		                (const char *)sqlite3_column_text(st, 3), "action",

@@ -39,8 +39,13 @@ static int dmctl_audit_cmp(const void *pa, const void *pb)
 	json_int_t x, y;
 	int c;
 
-	x = json_integer_value(json_object_get(a, "ts"));
-	y = json_integer_value(json_object_get(b, "ts"));
+	/* Milliseconds: rows of one flow often share their second. */
+	x = json_integer_value(json_object_get(a, "ts_ms"));
+	y = json_integer_value(json_object_get(b, "ts_ms"));
+	if (x == 0 || y == 0) {
+		x = json_integer_value(json_object_get(a, "ts"));
+		y = json_integer_value(json_object_get(b, "ts"));
+	}
 	if (x != y)
 		return x < y ? -1 : 1;
 	if ((c = strcmp(dmctl_str(a, "role"), dmctl_str(b, "role"))) != 0)
