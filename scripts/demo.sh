@@ -99,6 +99,10 @@ echo "== the relay carried both flows without being able to read them: its tunne
 grep -h 'sdif=tunnel open' "$work/log/sd-if-agent.log" | grep -c 'hw_id=hw-demo-0001' |
 	xargs printf 'tunnels opened for hw-demo-0001 through the CPE: %s\n'
 
+echo "== what an operator sees: why the device got these clients, and its history in the audit logs"
+dmctl explain "$dm_id"
+dmctl device history hw-demo-0001
+
 if [ $keep -eq 0 ]; then
 	build/dm-app -c "$device" stop 2>>"$applog" || true
 fi
