@@ -394,12 +394,12 @@ static void cdcs_pss_mss_done(struct httpc_resp *resp, void *arg)
 			                  "the CDCS management server cannot be reached");
 		goto out;
 	}
-	/* Noted on the decision even when the client has gone. */
+	/* "delivered" means sent: not when the client has gone meanwhile. */
+	if (req == NULL)
+		goto out;
 	if ((install = cdcs_pss_prepared(p, resp->json)) != NULL &&
 	    (remove = cdcs_pss_final_remove(p, install)) != NULL)
 		cdcs_pss_delivered(p, install, remove);
-	if (req == NULL)
-		goto out;
 	if (install == NULL || remove == NULL)
 		httpd_reply_error(req, 500, "internal_error", "out of memory");
 	else

@@ -97,7 +97,14 @@ json_t *cdcs_pss_store_campaign_candidates(struct db *db, const char *vendor, co
 	                           "SELECT d.dm_id, d.account, d.capability FROM device d"
 	                           " JOIN device_cdcs c ON c.dm_id = d.dm_id"
 	                           " WHERE c.vendor = ?1 AND c.name = ?2"
-	                           " AND c.state = 'personalized' ORDER BY d.dm_id",
+	                           " AND c.state = 'personalized'"
+	                           /* One campaign at a time: one that still applies (or may)
+	                            * to a device would hide this one's override from it. */
+	                           " AND NOT EXISTS (SELECT 1 FROM campaign_device m"
+	                           " JOIN campaign k ON k.name = m.campaign WHERE m.dm_id = d.dm_id"
+	                           " AND (m.status = 'switched' OR (m.status IN ('pending', 'admitted')"
+	                           " AND k.status != 'stopped')))"
+	                           " ORDER BY d.dm_id",
 	                           texts, 2, cdcs_pss_row_candidate, "a campaign's devices");
 }
 

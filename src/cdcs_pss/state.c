@@ -221,8 +221,11 @@ void cdcs_pss_report(struct httpd_req *req, void *arg)
 			db_rollback(d->db);
 			goto fail;
 		}
-	if (db_commit(d->db) == -1)
+	if (db_commit(d->db) == -1) {
+		/* A failed COMMIT leaves the transaction open: end it, or every later BEGIN fails. */
+		db_rollback(d->db);
 		goto fail;
+	}
 	for (i = 0; i < b->results.n; i++)
 		log_rinfo(httpd_req_id(req), "%s reports %s/%s v%lld %s%s%s (%s)", dm_id,
 		          r[i].vendor, r[i].name, (long long)r[i].version_number, r[i].state,

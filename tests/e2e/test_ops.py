@@ -368,6 +368,14 @@ class TestCampaign(CampaignBase):
         first = self.by_status(doc)["admitted"]
         self.assertEqual(len(first), 5)
         self.assertEqual(len(self.by_status(doc)["pending"]), 5)
+        # A device takes part in one campaign at a time.
+        args = ["campaign", "create", self.uniq("again"), "--from", CA_A, "--to", CA_B,
+                "--variant", "sw", "--stages", "100"]
+        for acct in sorted({d.account for d in devs}):
+            args += ["--account", acct]
+        r = self.ctl(*args)
+        self.assertEqual(r.returncode, REFUSED, r.stderr)
+        self.assertIn("no_devices", r.stderr)
         # Admission follows the documented order: sha256(name/dm_id).
         import hashlib
         order = sorted(by_dm, key=lambda i: hashlib.sha256(
