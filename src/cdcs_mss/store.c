@@ -398,6 +398,16 @@ struct cdcs_mss_revokee {
 	int want;    /* by rl */
 };
 
+static int cdcs_mss_vendor_has_revoked_key(const struct revocation_list *rl, const char *vendor)
+{
+	size_t i;
+
+	for (i = 0; vendor != NULL && i < rl->n_keys; i++)
+		if (strcmp(rl->keys[i].vendor, vendor) == 0)
+			return 1;
+	return 0;
+}
+
 int cdcs_mss_store_image_revoke(struct db *db, const struct revocation_list *rl, int64_t now)
 {
 	struct cdcs_mss_revokee *v = NULL, *nv;
@@ -424,9 +434,12 @@ int cdcs_mss_store_image_revoke(struct db *db, const struct revocation_list *rl,
 		key = (const char *)sqlite3_column_text(st, 4);
 		v[n].id = sqlite3_column_int64(st, 0);
 		v[n].revoked = sqlite3_column_int(st, 5);
+		/* An image whose verifying key is unknown (none of today's keys verifies it) is
+		 * revoked with any revoked key of its vendor: fail closed. */
 		v[n].want =
 		    revocation_version_revoked(rl, vendor, name, sqlite3_column_int64(st, 3)) ||
-		    revocation_key_revoked(rl, vendor, key);
+		    (key != NULL ? revocation_key_revoked(rl, vendor, key)
+		                 : cdcs_mss_vendor_has_revoked_key(rl, vendor));
 		n++;
 	}
 	sqlite3_reset(st);

@@ -904,26 +904,34 @@ const char *httpd_req_method_name(const struct httpd_req *req)
 
 int httpd_req_query(struct httpd_req *req, const char *key, char *buf, size_t len)
 {
-	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->ev)), *v;
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->ev)), *v = NULL;
 	struct evkeyvalq kv;
-	int rc = 0;
+	struct evkeyval *e;
+	int rc = 0, seen = 0;
 
 	buf[0] = '\0';
 	if (q == NULL || q[0] == '\0')
 		return 0;
 	TAILQ_INIT(&kv);
-	/* A query that does not decode is refused rather than half read. */
-	if (strlen(q) > HTTPD_QUERY_MAX || evhttp_parse_query_str(q, &kv) != 0) {
+	/* A query that does not decode is refused rather than half read; an encoded NUL would
+	 * silently shorten a value after decoding. */
+	if (strlen(q) > HTTPD_QUERY_MAX || strstr(q, "%00") != NULL ||
+	    evhttp_parse_query_str(q, &kv) != 0) {
 		evhttp_clear_headers(&kv);
 		return -1;
 	}
-	if ((v = evhttp_find_header(&kv, key)) != NULL) {
-		if (strlen(v) >= len || v[0] == '\0')
-			rc = -1;
-		else {
-			memcpy(buf, v, strlen(v) + 1);
-			rc = 1;
-		}
+	/* Exact key (evhttp_find_header ignores case), and only once: a repeated key is
+	 * ambiguous. */
+	TAILQ_FOREACH(e, &kv, next)
+	if (strcmp(e->key, key) == 0) {
+		v = e->value;
+		seen++;
+	}
+	if (seen > 1 || (v != NULL && (strlen(v) >= len || v[0] == '\0')))
+		rc = -1;
+	else if (v != NULL) {
+		memcpy(buf, v, strlen(v) + 1);
+		rc = 1;
 	}
 	evhttp_clear_headers(&kv);
 	return rc;

@@ -10,15 +10,26 @@
 
 void agent_trust_load(struct agent *a, const char *rid)
 {
+	struct revocation_list kept;
 	char err[512];
+	int rc;
 
-	agent_trust_free(a);
-	/* Read for each run: a device.json change needs no restart of the loop. */
+	/* Read for each run: a device.json change needs no restart of the loop. A key that no
+	 * longer loads leaves the keys empty, so every CDCS is refused (fail closed). */
+	dev_cdcs_keys_free(&a->keys);
 	if (dev_cdcs_keys_load(&a->cfg, &a->keys, err, sizeof(err)) == -1)
 		log_rwarn(rid, "CDCS keys: %s (every CDCS will be refused)", err);
-	if (dev_revocations_load(&a->cfg, a->keys.operator_pub, &a->revs, err, sizeof(err)) == -1)
-		log_rwarn(rid, "kept revocation list ignored: %s", err);
-	else if (a->revs.serial > 0)
+	/* The list only ever moves forward: one that cannot be read or verified now, or an older
+	 * one, never replaces what is held, so revoked clients stay revoked. */
+	rc = dev_revocations_load(&a->cfg, a->keys.operator_pub, &kept, err, sizeof(err));
+	if (rc == -1)
+		log_rwarn(rid, "kept revocation list unreadable: %s (the one in memory stays)", err);
+	if (rc == 1 && kept.serial >= a->revs.serial) {
+		revocation_free(&a->revs);
+		a->revs = kept;
+	} else
+		revocation_free(&kept);
+	if (a->revs.serial > 0)
 		log_rdebug(rid, "revocation list serial %lld: %zu version(s), %zu vendor key(s)",
 		           (long long)a->revs.serial, a->revs.n_versions, a->revs.n_keys);
 }

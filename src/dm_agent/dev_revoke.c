@@ -74,10 +74,10 @@ int dev_revocations_update(const struct dev_config *cfg, EVP_PKEY *operator_pub,
 		revocation_free(&next);
 		return -1;
 	}
-	if (file_write_atomic(path, jws, strlen(jws), 0600, err, errlen) == -1) {
-		revocation_free(&next);
-		return -1;
-	}
+	/* Enforced even if it cannot be kept: the disk failing must not keep a client alive. */
+	if (file_write_atomic(path, jws, strlen(jws), 0600, err, errlen) == -1)
+		log_warn("revocation list serial %lld enforced but not kept: %s",
+		         (long long)next.serial, err);
 	revocation_free(rl);
 	*rl = next;
 	*code = NULL;

@@ -154,9 +154,12 @@ class TestOperators(OpsBase):
                                          "GET", "/v1/admin/audit?limit=5")
             self.assertEqual(st, 200, role)
             self.assertEqual(doc["role"], role)
-            st, doc, _ = odmtest.request(self.port(role), odmtest.client_ctx(self.pki),
-                                         "GET", "/v1/admin/audit?limit=0")
-            self.assertEqual(st, 400, role)
+            for bad in ("limit=0", "limit=5&limit=6", "subject=a%00b", "after=-1",
+                        "action=" + "x" * 200):
+                st, doc, _ = odmtest.request(self.port(role), odmtest.client_ctx(self.pki),
+                                             "GET", "/v1/admin/audit?" + bad)
+                self.assertEqual(st, 400, "%s: %s" % (role, bad))
+                self.assertEqual(doc["error"]["code"], "bad_request")
 
     def test_rule_with_unknown_cdcs_is_refused(self):
         before = self.audit_counts()
