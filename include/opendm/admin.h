@@ -38,8 +38,7 @@ int admin_authorize(struct daemon_ctx *d, struct httpd_req *req, enum admin_role
 int admin_peer_has_role(const struct tls_peer *p, const char *role);
 /* Who made the request, for audit rows: "operator:<CN>", "device:<DM id>", "service:<CN>",
  * "cpe:<CN>", "client:<CN>" or "unknown". Returns buf. */
-const char *admin_actor(const struct daemon_ctx *d, struct httpd_req *req, char *buf,
-                        size_t len);
+const char *admin_actor(const struct daemon_ctx *d, struct httpd_req *req, char *buf, size_t len);
 
 /* POST /v1/admin/log-level {"level":"debug"}: change the log level at run time. */
 void admin_log_level(struct httpd_req *req, void *arg);

@@ -25,8 +25,8 @@ int audit_init(struct db *db, char *err, size_t errlen);
 int audit_add(struct db *db, const char *rid, const char *actor, const char *action,
               const char *subject, const json_t *detail);
 /* audit_add() with the request id and the actor taken from req. */
-int audit_req(struct daemon_ctx *d, struct httpd_req *req, const char *action,
-              const char *subject, const json_t *detail);
+int audit_req(struct daemon_ctx *d, struct httpd_req *req, const char *action, const char *subject,
+              const json_t *detail);
 /* Rows in seq order: subject/action NULL = any, after = last seq already seen, limit
  * 1..AUDIT_LIMIT_MAX. A new JSON array, or NULL. */
 json_t *audit_query(struct db *db, const char *subject, const char *action, long long after,

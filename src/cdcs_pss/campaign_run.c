@@ -145,8 +145,8 @@ int cdcs_pss_campaign_start(struct db *db, const char *rid, const char *actor,
 	int rc = -1, r;
 
 	*n = 0;
-	if ((cands = cdcs_pss_store_campaign_candidates(db, spec->from.vendor, spec->from.name)) ==
-	        NULL ||
+	if ((cands = cdcs_pss_store_campaign_candidates(db, spec->from.vendor, spec->from.name,
+	                                                spec->to.vendor, spec->to.name)) == NULL ||
 	    (m = cdcs_pss_campaign_select(spec, cands, &count)) == NULL)
 		goto out;
 	*n = (int64_t)count;

@@ -89,23 +89,30 @@ static json_t *cdcs_pss_row_candidate(sqlite3_stmt *st)
 	                 cdcs_pss_col_str(st, 1), "capability", cdcs_pss_col_json(st, 2));
 }
 
-json_t *cdcs_pss_store_campaign_candidates(struct db *db, const char *vendor, const char *name)
+json_t *cdcs_pss_store_campaign_candidates(struct db *db, const char *vendor, const char *name,
+                                           const char *to_vendor, const char *to_name)
 {
-	const char *texts[] = {vendor, name};
+	const char *texts[] = {vendor, name, to_vendor, to_name};
 
-	return cdcs_pss_rows_texts(db,
-	                           "SELECT d.dm_id, d.account, d.capability FROM device d"
-	                           " JOIN device_cdcs c ON c.dm_id = d.dm_id"
-	                           " WHERE c.vendor = ?1 AND c.name = ?2"
-	                           " AND c.state = 'personalized'"
-	                           /* One campaign at a time: one that still applies (or may)
-	                            * to a device would hide this one's override from it. */
-	                           " AND NOT EXISTS (SELECT 1 FROM campaign_device m"
-	                           " JOIN campaign k ON k.name = m.campaign WHERE m.dm_id = d.dm_id"
-	                           " AND (m.status = 'switched' OR (m.status IN ('pending', 'admitted')"
-	                           " AND k.status != 'stopped')))"
-	                           " ORDER BY d.dm_id",
-	                           texts, 2, cdcs_pss_row_candidate, "a campaign's devices");
+	return cdcs_pss_rows_texts(
+	    db,
+	    "SELECT d.dm_id, d.account, d.capability FROM device d"
+	    " JOIN device_cdcs c ON c.dm_id = d.dm_id"
+	    " WHERE c.vendor = ?1 AND c.name = ?2"
+	    " AND c.state = 'personalized'"
+	    /* One campaign at a time: one that still applies (or may)
+	     * to a device would hide this one's override from it. */
+	    " AND NOT EXISTS (SELECT 1 FROM campaign_device m"
+	    " JOIN campaign k ON k.name = m.campaign WHERE m.dm_id = d.dm_id"
+	    " AND (m.status = 'switched' OR (m.status IN ('pending', 'admitted')"
+	    " AND k.status != 'stopped')))"
+	    /* A device that has `to` already has nothing to switch to, and
+	     * would never report the switch. */
+	    " AND NOT EXISTS (SELECT 1 FROM device_cdcs t"
+	    " WHERE t.dm_id = d.dm_id AND t.vendor = ?3 AND t.name = ?4"
+	    " AND t.state = 'personalized')"
+	    " ORDER BY d.dm_id",
+	    texts, 4, cdcs_pss_row_candidate, "a campaign's devices");
 }
 
 int cdcs_pss_store_campaign_add(struct db *db, const struct campaign_spec *spec, const char *stages,

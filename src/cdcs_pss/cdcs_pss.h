@@ -264,8 +264,10 @@ json_t *cdcs_pss_store_rule_json(struct db *db, const char *name);
 /* 1 found (*c filled), 0 none, -1 error. */
 int cdcs_pss_store_campaign_get(struct db *db, const char *name, struct cdcs_pss_campaign *c);
 int cdcs_pss_store_campaign_counts(struct db *db, const char *name, struct campaign_counts *out);
-/* [{"dm_id","account","capability"}] of the devices that have vendor/name personalized. */
-json_t *cdcs_pss_store_campaign_candidates(struct db *db, const char *vendor, const char *name);
+/* [{"dm_id","account","capability"}] of the devices that have vendor/name personalized, not
+ * to_vendor/to_name, and no campaign that applies (or may) to them. */
+json_t *cdcs_pss_store_campaign_candidates(struct db *db, const char *vendor, const char *name,
+                                           const char *to_vendor, const char *to_name);
 /* 0 added, 1 the name exists, -1 error. */
 int cdcs_pss_store_campaign_add(struct db *db, const struct campaign_spec *spec, const char *stages,
                                 const char *filter, int64_t n_devices);

@@ -222,7 +222,8 @@ void cdcs_pss_report(struct httpd_req *req, void *arg)
 			goto fail;
 		}
 	if (db_commit(d->db) == -1) {
-		/* A failed COMMIT leaves the transaction open: end it, or every later BEGIN fails. */
+		/* A failed COMMIT leaves the transaction open: end it, or every later BEGIN fails.
+		 */
 		db_rollback(d->db);
 		goto fail;
 	}

@@ -14,8 +14,7 @@ const struct schema_field admin_log_level_fields[] = {
 };
 
 /* The roles an operator certificate may hold, as its OU values spell them. */
-static const char *const admin_roles[] = {"viewer", "admin", "subscribers", "policy",
-                                          "catalogue"};
+static const char *const admin_roles[] = {"viewer", "admin", "subscribers", "policy", "catalogue"};
 
 int admin_ca_fingerprint(const char *cert_path, char fp[65], char *err, size_t errlen)
 {
@@ -97,8 +96,7 @@ int admin_authorize(struct daemon_ctx *d, struct httpd_req *req, enum admin_role
 	return 0;
 }
 
-const char *admin_actor(const struct daemon_ctx *d, struct httpd_req *req, char *buf,
-                        size_t len)
+const char *admin_actor(const struct daemon_ctx *d, struct httpd_req *req, char *buf, size_t len)
 {
 	const struct tls_peer *p = httpd_req_peer(req);
 	const char *kind = "client";

@@ -70,8 +70,8 @@ fail:
 	return rc;
 }
 
-int audit_req(struct daemon_ctx *d, struct httpd_req *req, const char *action,
-              const char *subject, const json_t *detail)
+int audit_req(struct daemon_ctx *d, struct httpd_req *req, const char *action, const char *subject,
+              const json_t *detail)
 {
 	char actor[200];
 
@@ -86,9 +86,10 @@ json_t *audit_query(struct db *db, const char *subject, const char *action, long
 	json_t *out = NULL, *row, *detail;
 	int rc;
 
-	if ((st = db_prepare(db, "SELECT seq, ts_ms, rid, actor, action, subject, detail FROM audit"
-	                         " WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR action = ?2)"
-	                         " AND seq > ?3 ORDER BY seq LIMIT ?4")) == NULL)
+	if ((st = db_prepare(db,
+	                     "SELECT seq, ts_ms, rid, actor, action, subject, detail FROM audit"
+	                     " WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR action = ?2)"
+	                     " AND seq > ?3 ORDER BY seq LIMIT ?4")) == NULL)
 		return NULL;
 	if (subject != NULL)
 		sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
@@ -142,8 +143,8 @@ static int audit_param(struct httpd_req *req, const char *key, char *buf, size_t
 }
 
 /* A decimal query parameter in [min, max]: 1, 0 absent, -1 (400 sent). */
-static int audit_param_int(struct httpd_req *req, const char *key, long long min,
-                           long long max, long long *out)
+static int audit_param_int(struct httpd_req *req, const char *key, long long min, long long max,
+                           long long *out)
 {
 	char buf[24], *end;
 	int rc = audit_param(req, key, buf, sizeof(buf));
@@ -155,7 +156,8 @@ static int audit_param_int(struct httpd_req *req, const char *key, long long min
 	if (errno != 0 || *end != '\0' || buf[0] == '-' || buf[0] == '+' || *out < min ||
 	    *out > max) {
 		httpd_reply_error(req, 400, "bad_request",
-		                  "query parameter '%s': an integer from %lld to %lld", key, min, max);
+		                  "query parameter '%s': an integer from %lld to %lld", key, min,
+		                  max);
 		return -1;
 	}
 	return 1;

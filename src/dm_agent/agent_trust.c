@@ -23,7 +23,8 @@ void agent_trust_load(struct agent *a, const char *rid)
 	 * one, never replaces what is held, so revoked clients stay revoked. */
 	rc = dev_revocations_load(&a->cfg, a->keys.operator_pub, &kept, err, sizeof(err));
 	if (rc == -1)
-		log_rwarn(rid, "kept revocation list unreadable: %s (the one in memory stays)", err);
+		log_rwarn(rid, "kept revocation list unreadable: %s (the one in memory stays)",
+		          err);
 	if (rc == 1 && kept.serial >= a->revs.serial) {
 		revocation_free(&a->revs);
 		a->revs = kept;

@@ -27,8 +27,8 @@
  *   download-ticket-signing.key/.pub  cdcs-mss signs CDCS download tickets (Figure 5)
  *   perso-ticket-signing.key/.pub   cdcs-iss signs CDCS personalization tickets
  *   entitlement-keys.json           the sample CA/DRM systems' (vendor-a/sample-ca,
- *                                   vendor-b/sample-drm, vendor-b/sample-ca) entitlement keys, a JWK Set
- *                                   (RFC 7517, kty "oct", 256 bits, kid
+ *                                   vendor-b/sample-drm, vendor-b/sample-ca) entitlement keys, a
+ * JWK Set (RFC 7517, kty "oct", 256 bits, kid
  *                                   "<vendor>/<cdcs>/<level>"): cdcs-iss personalizes CDCSs
  *                                   with them, dmctl content encrypt protects content
  *
@@ -396,8 +396,8 @@ static int pki_operator(const char *dir, const char *cn, const char *roles, cons
 	int rc = -1;
 
 	if (!pki_name_ok(cn, 64)) {
-		fprintf(stderr, "dmctl pki operator: --name wants 1-64 of [A-Za-z0-9._-], not '%s'\n",
-		        cn);
+		fprintf(stderr,
+		        "dmctl pki operator: --name wants 1-64 of [A-Za-z0-9._-], not '%s'\n", cn);
 		return DMCTL_EXIT_USAGE;
 	}
 	if (!pki_roles_ok(roles)) {
