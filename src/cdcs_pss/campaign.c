@@ -12,7 +12,7 @@
 #include "opendm/cdcsimg.h"
 #include "campaign.h"
 
-static const char *const campaign_status_names[] = {"running", "paused", "stopped"};
+static const char *const campaign_status_names[] = {"running", "paused", "stopped", "archived"};
 static const char *const campaign_dev_names[] = {"pending", "admitted", "switched", "failed",
                                                  "cancelled"};
 
@@ -311,9 +311,15 @@ const char *campaign_action(enum campaign_status cur, int stage, const struct ca
 			return "campaign_not_paused";
 		*next = CAMPAIGN_RUNNING;
 	} else if (strcmp(action, "stop") == 0) {
-		if (cur == CAMPAIGN_STOPPED)
+		if (cur != CAMPAIGN_RUNNING && cur != CAMPAIGN_PAUSED)
 			return "campaign_not_running";
 		*next = CAMPAIGN_STOPPED;
+	} else if (strcmp(action, "archive") == 0) {
+		/* Only a stopped campaign: archiving hands switched devices back to the rules,
+		 * which an operator does on purpose, after changing them. */
+		if (cur != CAMPAIGN_STOPPED)
+			return "campaign_not_stopped";
+		*next = CAMPAIGN_ARCHIVED;
 	} else
 		return "unknown_action";
 	return NULL;
@@ -356,6 +362,8 @@ int campaign_dev_next(enum campaign_dev cur, enum campaign_event ev, enum campai
 
 int campaign_applies(enum campaign_status s, enum campaign_dev dev)
 {
+	if (s == CAMPAIGN_ARCHIVED)
+		return 0;
 	return dev == CAMPAIGN_DEV_SWITCHED ||
 	       (dev == CAMPAIGN_DEV_ADMITTED && s != CAMPAIGN_STOPPED);
 }

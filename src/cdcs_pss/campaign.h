@@ -19,7 +19,8 @@
 /* A campaign's device list is answered whole: this bounds that answer (~600 KiB). */
 #define CAMPAIGN_DEVICES_MAX 5000
 
-enum campaign_status { CAMPAIGN_RUNNING, CAMPAIGN_PAUSED, CAMPAIGN_STOPPED };
+/* archived: ended for good, its devices handed back to the rules (it overrides nothing). */
+enum campaign_status { CAMPAIGN_RUNNING, CAMPAIGN_PAUSED, CAMPAIGN_STOPPED, CAMPAIGN_ARCHIVED };
 
 enum campaign_dev {
 	CAMPAIGN_DEV_PENDING,   /* not admitted yet */
@@ -118,7 +119,7 @@ int campaign_over_threshold(const struct campaign_counts *c, int64_t threshold);
 /* The last stage is reached and nothing is left admitted. */
 int campaign_complete(int stage, const struct campaign_stages *st, const struct campaign_counts *c);
 
-/* An operator's action ("advance", "pause", "resume", "stop") on a campaign in status cur at
+/* An operator's action ("advance", "pause", "resume", "stop", "archive") on a campaign in status cur at
  * stage (1-based): NULL and *next, or the error code to answer with (409). */
 const char *campaign_action(enum campaign_status cur, int stage, const struct campaign_stages *st,
                             const char *action, enum campaign_status *next);

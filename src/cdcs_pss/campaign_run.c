@@ -250,7 +250,7 @@ static int cdcs_pss_campaign_check(struct db *db, const char *rid, const char *n
 
 	if ((found = cdcs_pss_store_campaign_get(db, name, &c)) != 1)
 		return found == 0 ? 0 : -1;
-	if (c.status == CAMPAIGN_STOPPED)
+	if (c.status == CAMPAIGN_STOPPED || c.status == CAMPAIGN_ARCHIVED)
 		return 0;
 	if (cdcs_pss_store_campaign_counts(db, name, &counts) == -1)
 		return -1;
@@ -276,7 +276,9 @@ int cdcs_pss_campaign_event(struct db *db, const char *rid, const char *actor, c
 		return -1;
 	json_array_foreach(list, i, o)
 	{
-		if (campaign_view_parse(o, &v) == -1 || !campaign_dev_next(v.dev, ev, &next))
+		/* An archived campaign is history: its devices no longer move. */
+		if (campaign_view_parse(o, &v) == -1 || v.status == CAMPAIGN_ARCHIVED ||
+		    !campaign_dev_next(v.dev, ev, &next))
 			continue;
 		if (next == CAMPAIGN_DEV_FAILED && error == NULL)
 			error = "reported failed, without an error";

@@ -104,8 +104,8 @@ json_t *cdcs_pss_store_campaign_candidates(struct db *db, const char *vendor, co
 	     * to a device would hide this one's override from it. */
 	    " AND NOT EXISTS (SELECT 1 FROM campaign_device m"
 	    " JOIN campaign k ON k.name = m.campaign WHERE m.dm_id = d.dm_id"
-	    " AND (m.status = 'switched' OR (m.status IN ('pending', 'admitted')"
-	    " AND k.status != 'stopped')))"
+	    " AND k.status != 'archived' AND (m.status = 'switched'"
+	    " OR (m.status IN ('pending', 'admitted') AND k.status != 'stopped')))"
 	    /* A device that has `to` already has nothing to switch to, and
 	     * would never report the switch. */
 	    " AND NOT EXISTS (SELECT 1 FROM device_cdcs t"

@@ -146,7 +146,8 @@ static int cdcs_pss_campaign_advance(struct daemon_ctx *d, struct httpd_req *req
 	return cdcs_pss_campaign_admit(d->db, httpd_req_id(req), actor, c);
 }
 
-/* pause and resume: the status alone changes (a paused campaign admits nothing new). */
+/* pause, resume and archive: the status alone changes (a paused campaign admits nothing new;
+ * an archived one overrides nothing). */
 static int cdcs_pss_campaign_status(struct daemon_ctx *d, struct httpd_req *req,
                                     struct cdcs_pss_campaign *c, enum campaign_status next,
                                     const char *actor)
@@ -159,8 +160,10 @@ static int cdcs_pss_campaign_status(struct daemon_ctx *d, struct httpd_req *req,
 	                        campaign_status_name(next))) == NULL)
 		return -1;
 	rc = audit_add(d->db, httpd_req_id(req), actor,
-	               next == CAMPAIGN_PAUSED ? "campaign.pause" : "campaign.resume", c->name,
-	               detail);
+	               next == CAMPAIGN_PAUSED    ? "campaign.pause"
+	               : next == CAMPAIGN_RUNNING ? "campaign.resume"
+	                                          : "campaign.archive",
+	               c->name, detail);
 	json_decref(detail);
 	if (rc == 0)
 		log_rinfo(httpd_req_id(req), "campaign '%s' %s by %s", c->name,
@@ -187,6 +190,7 @@ static const struct {
     {"pause", cdcs_pss_campaign_status},
     {"resume", cdcs_pss_campaign_status},
     {"stop", cdcs_pss_campaign_halt},
+    {"archive", cdcs_pss_campaign_status},
 };
 
 /* Why action is refused (code from campaign_action()), replied as a 409. */
@@ -215,7 +219,7 @@ static int cdcs_pss_campaign_path(struct httpd_req *req, char name[POLICY_NAME_M
 			break;
 	if (slash == NULL || *i == CDCS_PSS_MOVES) {
 		httpd_reply_error(req, 404, "not_found",
-		                  "POST /v1/admin/campaigns/<name>/advance|pause|resume|stop");
+		                  "POST /v1/admin/campaigns/<name>/advance|pause|resume|stop|archive");
 		return -1;
 	}
 	if (len > 0 && len <= POLICY_NAME_MAX) {

@@ -20,7 +20,7 @@ static const char dmctl_campaign_usage[] =
     "            [--failure-threshold PCT] [--account ACCOUNT]... [--when JSON]\n"
     "       dmctl [-c config] [--json] campaign list\n"
     "       dmctl [-c config] [--json] campaign show NAME\n"
-    "       dmctl [-c config] [--json] campaign advance|pause|resume|stop NAME\n"
+    "       dmctl [-c config] [--json] campaign advance|pause|resume|stop|archive NAME\n"
     "\n"
     "create moves the devices that have --from personalized (of the --account(s) given,\n"
     "and whose last reported capability meets --when, a rule's \"when\" object, e.g.\n"
@@ -31,9 +31,11 @@ static const char dmctl_campaign_usage[] =
     "personalization fails keeps --from; when the failure rate passes --failure-threshold\n"
     "(0-100 percent, default 10) the campaign stops itself. pause admits nothing new\n"
     "(admitted devices still switch), resume undoes it, stop ends the campaign (devices\n"
-    "admitted but not switched keep --from). NAME is 1-64 of A-Z a-z 0-9 . _ -. show\n"
-    "prints the summary, then one row per device. Asks cdcs-pss (role policy for\n"
-    "changes).\n";
+    "admitted but not switched keep --from; switched ones keep --to). archive, on a\n"
+    "stopped campaign, hands its devices back to the policy rules (change the rules\n"
+    "first to keep them on --to) and frees them for another campaign. NAME is 1-64 of\n"
+    "A-Z a-z 0-9 . _ -. show prints the summary, then one row per device. Asks cdcs-pss\n"
+    "(role policy for changes).\n";
 
 static const struct dmctl_col dmctl_campaign_cols[] = {
     {"NAME", "name", 0},
@@ -293,7 +295,7 @@ static int dmctl_campaign_one(const struct dmctl_opts *opts, const char *action,
 
 int dmctl_campaign_main(const struct dmctl_opts *opts, int argc, char **argv)
 {
-	static const char *const actions[] = {"advance", "pause", "resume", "stop", NULL};
+	static const char *const actions[] = {"advance", "pause", "resume", "stop", "archive", NULL};
 	json_t *out = NULL;
 	int status;
 	size_t i;

@@ -27,7 +27,7 @@ static void dmctl_usage(FILE *f)
 	        "  policy add|list|rm|device|explain ...\n"
 	        "                                    CDCS policy rules and decisions (cdcs-pss)\n"
 	        "  explain DM_ID                     why a device gets its CDCSs (cdcs-pss)\n"
-	        "  campaign create|list|show|advance|pause|resume|stop ...\n"
+	        "  campaign create|list|show|advance|pause|resume|stop|archive\n"
 	        "                                    staged switches between CDCSs (cdcs-pss)\n"
 	        "  cdcs publish|register|withdraw|retire|list|revoke|revoke-key|revocations\n"
 	        "                                    the CDCS catalogue (cdcs-mss)\n"

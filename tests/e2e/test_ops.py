@@ -445,6 +445,33 @@ class TestCampaign(CampaignBase):
         rows = self.audit("cdcs-pss", subject=order[0])
         self.assertIn("campaign.device", [e["action"] for e in rows])
 
+        # The move made permanent: the rules now choose vendor B, the campaign is archived and
+        # its devices are back under the rules alone, with nothing to change on them.
+        rule = dict(devstack.DEFAULT_RULES[1], name="ca-sw-b", vendor="vendor-b")
+        self.stack.add_rule(rule)
+        self.assertEqual(self.ctl("policy", "rm", "ca-sw").returncode, OK)
+        r = self.ctl("campaign", "archive", name)
+        self.assertEqual(r.returncode, REFUSED, r.stderr)
+        self.assertIn("campaign_not_stopped", r.stderr)
+        self.assertEqual(self.ctl("campaign", "stop", name).returncode, OK)
+        self.assertEqual(self.ctl("campaign", "archive", name).returncode, OK)
+        self.assertEqual(self.campaign(name)["status"], "archived")
+        for dev in devs[:3]:
+            r, doc = self.sync(dev)
+            self.assertEqual((doc["installed"], doc["removed"]), ([], []), doc)
+            self.assert_state(dev, CA_B, True)
+            doc_x = self.ctl_json("explain", dev.dm_id)
+            self.assertEqual([c["rule"] for c in doc_x["choices"]], ["ca-sw-b"])
+            self.assertFalse([c for c in doc_x["campaigns"] if c["applies"]], doc_x)
+        # Archived, its devices may take part in another campaign (e.g. back to vendor A).
+        back = self.uniq("back-to-a")
+        args = ["campaign", "create", back, "--from", CA_B, "--to", CA_A, "--variant", "sw",
+                "--stages", "10,100"]
+        for acct in sorted({d.account for d in devs}):
+            args += ["--account", acct]
+        self.assertEqual(self.ctl(*args).returncode, OK)
+        self.assertEqual(len(self.campaign(back)["devices"]), 10)
+
 
 class TestCampaignFailures(CampaignBase):
     """Vendor B's client fails personalization on some devices: they keep vendor A's, report

@@ -229,6 +229,21 @@ static void test_actions(void **state)
 	                    "campaign_not_running");
 	assert_string_equal(campaign_action(CAMPAIGN_RUNNING, 1, &st, "delete", &next),
 	                    "unknown_action");
+	/* Only a stopped campaign is archived, and an archived one is final. */
+	assert_null(campaign_action(CAMPAIGN_STOPPED, 2, &st, "archive", &next));
+	assert_int_equal(next, CAMPAIGN_ARCHIVED);
+	assert_string_equal(campaign_action(CAMPAIGN_RUNNING, 2, &st, "archive", &next),
+	                    "campaign_not_stopped");
+	assert_string_equal(campaign_action(CAMPAIGN_PAUSED, 1, &st, "archive", &next),
+	                    "campaign_not_stopped");
+	assert_string_equal(campaign_action(CAMPAIGN_ARCHIVED, 2, &st, "archive", &next),
+	                    "campaign_not_stopped");
+	assert_string_equal(campaign_action(CAMPAIGN_ARCHIVED, 2, &st, "stop", &next),
+	                    "campaign_not_running");
+	assert_string_equal(campaign_action(CAMPAIGN_ARCHIVED, 1, &st, "resume", &next),
+	                    "campaign_not_paused");
+	assert_string_equal(campaign_action(CAMPAIGN_ARCHIVED, 1, &st, "advance", &next),
+	                    "campaign_not_running");
 }
 
 static void test_device_moves(void **state)
@@ -260,6 +275,8 @@ static void test_device_moves(void **state)
 	assert_false(campaign_applies(CAMPAIGN_STOPPED, CAMPAIGN_DEV_ADMITTED));
 	assert_true(campaign_applies(CAMPAIGN_STOPPED, CAMPAIGN_DEV_SWITCHED));
 	assert_true(campaign_applies(CAMPAIGN_RUNNING, CAMPAIGN_DEV_SWITCHED));
+	assert_false(campaign_applies(CAMPAIGN_ARCHIVED, CAMPAIGN_DEV_SWITCHED));
+	assert_false(campaign_applies(CAMPAIGN_ARCHIVED, CAMPAIGN_DEV_ADMITTED));
 	assert_false(campaign_applies(CAMPAIGN_RUNNING, CAMPAIGN_DEV_PENDING));
 	assert_false(campaign_applies(CAMPAIGN_RUNNING, CAMPAIGN_DEV_FAILED));
 	assert_false(campaign_applies(CAMPAIGN_RUNNING, CAMPAIGN_DEV_CANCELLED));
