@@ -119,8 +119,8 @@ int campaign_over_threshold(const struct campaign_counts *c, int64_t threshold);
 /* The last stage is reached and nothing is left admitted. */
 int campaign_complete(int stage, const struct campaign_stages *st, const struct campaign_counts *c);
 
-/* An operator's action ("advance", "pause", "resume", "stop", "archive") on a campaign in status cur at
- * stage (1-based): NULL and *next, or the error code to answer with (409). */
+/* An operator's action ("advance", "pause", "resume", "stop", "archive") on a campaign in status
+ * cur at stage (1-based): NULL and *next, or the error code to answer with (409). */
 const char *campaign_action(enum campaign_status cur, int stage, const struct campaign_stages *st,
                             const char *action, enum campaign_status *next);
 /* A device's next status on ev: 1 and *next when it changes, else 0. */

@@ -186,10 +186,8 @@ static const struct {
 	const char *action;
 	cdcs_pss_move_fn fn;
 } cdcs_pss_moves[] = {
-    {"advance", cdcs_pss_campaign_advance},
-    {"pause", cdcs_pss_campaign_status},
-    {"resume", cdcs_pss_campaign_status},
-    {"stop", cdcs_pss_campaign_halt},
+    {"advance", cdcs_pss_campaign_advance}, {"pause", cdcs_pss_campaign_status},
+    {"resume", cdcs_pss_campaign_status},   {"stop", cdcs_pss_campaign_halt},
     {"archive", cdcs_pss_campaign_status},
 };
 
@@ -218,8 +216,9 @@ static int cdcs_pss_campaign_path(struct httpd_req *req, char name[POLICY_NAME_M
 		if (strcmp(slash + 1, cdcs_pss_moves[*i].action) == 0)
 			break;
 	if (slash == NULL || *i == CDCS_PSS_MOVES) {
-		httpd_reply_error(req, 404, "not_found",
-		                  "POST /v1/admin/campaigns/<name>/advance|pause|resume|stop|archive");
+		httpd_reply_error(
+		    req, 404, "not_found",
+		    "POST /v1/admin/campaigns/<name>/advance|pause|resume|stop|archive");
 		return -1;
 	}
 	if (len > 0 && len <= POLICY_NAME_MAX) {

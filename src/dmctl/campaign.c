@@ -295,7 +295,8 @@ static int dmctl_campaign_one(const struct dmctl_opts *opts, const char *action,
 
 int dmctl_campaign_main(const struct dmctl_opts *opts, int argc, char **argv)
 {
-	static const char *const actions[] = {"advance", "pause", "resume", "stop", "archive", NULL};
+	static const char *const actions[] = {"advance", "pause",   "resume",
+	                                      "stop",    "archive", NULL};
 	json_t *out = NULL;
 	int status;
 	size_t i;
