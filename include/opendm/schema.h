@@ -62,5 +62,8 @@ int schema_decode(const json_t *obj, const struct schema_field *fields, void *ou
                   const char *where, char *err, size_t errlen);
 /* Free every string, list and json_t that schema_decode stored into out. */
 void schema_free(const struct schema_field *fields, void *out);
+/* 1 if s is min..max characters, each of [A-Za-z0-9] or in extra (ids, names, request ids);
+ * 0 otherwise, also for NULL. */
+int schema_token_ok(const char *s, size_t min, size_t max, const char *extra);
 
 #endif

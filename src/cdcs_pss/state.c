@@ -5,12 +5,14 @@
  * device's CDCS is audited (cdcs.state) and moves the device's campaigns, in the same
  * transaction as the change.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "opendm/admin.h"
 #include "opendm/audit.h"
 #include "opendm/log.h"
+#include "opendm/schema.h"
 #include "cdcs_pss.h"
 
 #define CDCS_PSS_STATE_MAX   16
@@ -241,11 +243,7 @@ fail:
 /* A CDCS id as cdcs-iss makes them ("<vendor>-<24 hex>"): 1-128 of [A-Za-z0-9._-]. */
 static int cdcs_pss_cdcs_id_ok(const char *s)
 {
-	for (; *s != '\0'; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._-", *s) != NULL))
-			return 0;
-	return 1;
+	return schema_token_ok(s, 0, SIZE_MAX, "._-");
 }
 
 void cdcs_pss_state(struct httpd_req *req, void *arg)

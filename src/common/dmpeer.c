@@ -3,21 +3,14 @@
 #include <string.h>
 
 #include "opendm/dmpeer.h"
+#include "opendm/schema.h"
 #include "opendm/log.h"
 
 #define DMPEER_URN "urn:opendm:dm:"
 
 int dmpeer_id_ok(const char *s)
 {
-	size_t n = s != NULL ? strlen(s) : 0, i;
-
-	if (n == 0 || n > DMPEER_ID_MAX)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || strchr("._:-", s[i]) != NULL))
-			return 0;
-	return 1;
+	return schema_token_ok(s, 1, DMPEER_ID_MAX, "._:-");
 }
 
 int dmpeer_id(const struct tls_peer *peer, const char *ca_fp, char *dm_id, size_t len)

@@ -347,3 +347,16 @@ void schema_free(const struct schema_field *fields, void *out)
 		}
 	}
 }
+
+int schema_token_ok(const char *s, size_t min, size_t max, const char *extra)
+{
+	size_t n = s != NULL ? strlen(s) : 0, i;
+
+	if (s == NULL || n < min || n > max)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || strchr(extra, s[i]) != NULL))
+			return 0;
+	return 1;
+}

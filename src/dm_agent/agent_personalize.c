@@ -16,6 +16,7 @@
 #include "opendm/jose.h"
 #include "opendm/pki.h"
 
+#include "opendm/schema.h"
 #include "agent.h"
 
 #define AGENT_RETRY_FIRST_MS 200
@@ -67,28 +68,12 @@ static void agent_pers_finish(struct agent_pers *p, json_t *resp)
 
 static int agent_rid_ok(const char *s)
 {
-	size_t n = s != NULL ? strlen(s) : 0, i;
-
-	if (n == 0 || n > 64)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || strchr("._-", s[i]) != NULL))
-			return 0;
-	return 1;
+	return schema_token_ok(s, 1, 64, "._-");
 }
 
 static int agent_dm_id_ok(const char *s)
 {
-	size_t n = s != NULL ? strlen(s) : 0, i;
-
-	if (n == 0 || n > 128)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || strchr("._:-", s[i]) != NULL))
-			return 0;
-	return 1;
+	return schema_token_ok(s, 1, 128, "._:-");
 }
 
 /* Step 11: check what dm-iss issued against our key and its trust bundle, then store it. */

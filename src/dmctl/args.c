@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "opendm/cdcsimg.h"
+#include "opendm/schema.h"
 #include "dmctl.h"
 
 int dmctl_want_help(int argc, char **argv, const char *usage)
@@ -69,18 +70,7 @@ int dmctl_parse_int(const char *s, long long min, long long max, long long *out)
 
 int dmctl_valid_id(const char *s, size_t min, size_t max, const char *extra)
 {
-	size_t n = strlen(s), i;
-	char c;
-
-	if (n < min || n > max)
-		return 0;
-	for (i = 0; i < n; i++) {
-		c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      strchr(extra, c) != NULL))
-			return 0;
-	}
-	return 1;
+	return schema_token_ok(s, min, max, extra);
 }
 
 int dmctl_account_ok(const char *s)

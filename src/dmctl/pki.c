@@ -51,6 +51,7 @@
 #include "opendm/file.h"
 
 #include "opendm/pki.h"
+#include "opendm/schema.h"
 #include "dmctl.h"
 
 #define DAYS_ROOT  (10 * 365 + 2)
@@ -350,15 +351,7 @@ fail:
 /* 1-max of [A-Za-z0-9._-], not starting with '.' (a CN and a file name at once). */
 static int pki_name_ok(const char *s, size_t max)
 {
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > max || s[0] == '.')
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || strchr("._-", s[i]) != NULL))
-			return 0;
-	return 1;
+	return s[0] != '.' && schema_token_ok(s, 1, max, "._-");
 }
 
 /* The operator roles admin.c knows; checked here so a typo never becomes a useless cert. */

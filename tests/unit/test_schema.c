@@ -370,6 +370,22 @@ static void test_objlist(void **state)
 	schema_free(ol_fields, &b);
 }
 
+static void test_token_ok(void **state)
+{
+	(void)state;
+	assert_true(schema_token_ok("dm-ab_C.9", 1, 64, "._-"));
+	assert_true(schema_token_ok("urn:x", 1, 64, ":"));
+	assert_false(schema_token_ok("urn:x", 1, 64, "._-"));
+	assert_false(schema_token_ok("", 1, 64, "._-"));
+	assert_true(schema_token_ok("", 0, 64, "._-"));
+	assert_false(schema_token_ok(NULL, 0, 64, "._-"));
+	assert_false(schema_token_ok("abcd", 1, 3, ""));
+	assert_true(schema_token_ok("abc", 3, 3, ""));
+	assert_false(schema_token_ok("a b", 1, 64, "._-"));
+	assert_false(schema_token_ok("a/b", 1, 64, "._-"));
+	assert_false(schema_token_ok("\xc3\xa9", 1, 64, "._-"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +402,7 @@ int main(void)
 	    cmocka_unit_test(test_json_any),
 	    cmocka_unit_test(test_objlist),
 	    cmocka_unit_test(test_long_error_truncated),
+	    cmocka_unit_test(test_token_ok),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
